@@ -1,0 +1,254 @@
+// Package coordinator is the coordinator service: the public API, the
+// committer that runs two-phase commit rounds, the membership of the
+// counters with its health checks, bringing counters up to date, and the
+// recovery of the commit order after a restart.
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/distributed-counter/distributed-counter/internal/membership"
+	"github.com/distributed-counter/distributed-counter/internal/remote"
+	"github.com/distributed-counter/distributed-counter/internal/twopc"
+	"github.com/distributed-counter/distributed-counter/internal/wire"
+)
+
+// Outcomes the handlers map to answers.
+var (
+	// ErrRecovering: the coordinator is rebuilding the commit order after a start.
+	ErrRecovering = errors.New("coordinator is recovering; retry shortly")
+	// ErrNoCounter: no live counter could answer a read.
+	ErrNoCounter = errors.New("no live counter available")
+	// ErrBadRegistration: a registration that names no usable counter address.
+	ErrBadRegistration = errors.New("bad registration")
+)
+
+// Service is the coordinator's logic behind its HTTP handlers.
+type Service struct {
+	cfg       Config
+	logger    *slog.Logger
+	now       func() time.Time
+	registry  *membership.Registry
+	counters  *remote.Counters
+	committer *twopc.Committer
+
+	syncs chan syncJob
+
+	mu         sync.Mutex
+	recovering bool
+	reports    map[string]wire.Status // collected while recovering
+	reported   chan struct{}          // signals a new report while recovering
+}
+
+type syncJob struct{ id, incarnation string }
+
+// NewService wires the coordinator's parts; Run starts them.
+func NewService(cfg Config, counters *remote.Counters, now func() time.Time, logger *slog.Logger) *Service {
+	s := &Service{
+		cfg:        cfg,
+		logger:     logger,
+		now:        now,
+		registry:   membership.New(cfg.RecoveryTries),
+		counters:   counters,
+		syncs:      make(chan syncJob, 256),
+		recovering: true,
+		reports:    make(map[string]wire.Status),
+		reported:   make(chan struct{}, 1),
+	}
+	s.committer = twopc.New(twopc.Config{
+		MinLive:        cfg.MinLiveCounters,
+		MaxBatchItems:  cfg.MaxBatchItems,
+		CallTimeout:    cfg.CounterTimeout,
+		CommitAttempts: 2,
+	}, cluster{s.registry, logger}, counters, logger)
+	return s
+}
+
+// AddItems adds items to the commit order and returns once they are
+// committed on every live counter.
+func (s *Service) AddItems(ctx context.Context, items []wire.Item) error {
+	if s.isRecovering() {
+		return ErrRecovering
+	}
+	return s.committer.Submit(ctx, items)
+}
+
+// Count reads a tenant's count from a random live counter, fenced at the
+// stable watermark taken when the read begins: the answer reflects every
+// write acknowledged before, whichever counter serves it. A counter that
+// fails or is behind is marked dead and another one is tried.
+func (s *Service) Count(ctx context.Context, tenantID string) (int64, error) {
+	if s.isRecovering() {
+		return 0, ErrRecovering
+	}
+	pos := s.committer.Position()
+	live := s.registry.Live()
+	rand.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
+	var errs []error
+	for _, m := range live {
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.CounterTimeout)
+		n, err := s.counters.Count(cctx, m.ID, tenantID, pos.Epoch, pos.Stable)
+		cancel()
+		if err == nil {
+			return n, nil
+		}
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("read %q: %w", tenantID, ctx.Err())
+		}
+		if s.registry.Fail(m.ID) {
+			s.logger.Warn("counter marked dead", "node", m.ID, "err", err)
+		}
+		errs = append(errs, err)
+	}
+	return 0, fmt.Errorf("%w: %w", ErrNoCounter, errors.Join(errs...))
+}
+
+// Register handles a counter's registration. While recovering it is a
+// report towards choosing where the commit order resumes; afterwards a
+// counter that is new, restarted or dead is brought up to date.
+func (s *Service) Register(st wire.Status) (wire.RegisterResponse, error) {
+	if err := validCounterID(st.ID); err != nil {
+		return wire.RegisterResponse{}, err
+	}
+	s.mu.Lock()
+	if s.recovering {
+		s.reports[st.ID] = st
+		s.mu.Unlock()
+		select {
+		case s.reported <- struct{}{}:
+		default:
+		}
+		return wire.RegisterResponse{State: "recovering"}, nil
+	}
+	s.mu.Unlock()
+	if s.registry.NeedsSync(st.ID, st.Incarnation) {
+		s.resync(st.ID, st.Incarnation)
+	}
+	m, _ := s.registry.Get(st.ID)
+	return wire.RegisterResponse{Epoch: s.committer.Position().Epoch, State: string(m.State)}, nil
+}
+
+func validCounterID(id string) error {
+	u, err := url.Parse(id)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return fmt.Errorf("%w: id %q must be the counter's base URL", ErrBadRegistration, id)
+	}
+	return nil
+}
+
+// Counters describes the cluster for GET /counters.
+func (s *Service) Counters() wire.CountersResponse {
+	pos := s.committer.Position()
+	resp := wire.CountersResponse{Epoch: pos.Epoch, Last: pos.Last.Round, Stable: pos.Stable, Recovering: s.isRecovering()}
+	for _, m := range s.registry.List() {
+		info := wire.CounterInfo{
+			ID:          m.ID,
+			Incarnation: m.Incarnation,
+			State:       string(m.State),
+			Applied:     m.Applied,
+			Failures:    m.Failures,
+			LastError:   m.LastError,
+		}
+		if !m.LastCheck.IsZero() {
+			info.LastCheck = m.LastCheck.UTC().Format(time.RFC3339Nano)
+		}
+		resp.Counters = append(resp.Counters, info)
+	}
+	return resp
+}
+
+func (s *Service) isRecovering() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.recovering
+}
+
+// resync queues a counter to be brought up to date. When the queue is full
+// the request is dropped: the next health check or registration asks again.
+func (s *Service) resync(id, incarnation string) {
+	select {
+	case s.syncs <- syncJob{id, incarnation}:
+	default:
+		s.logger.Warn("sync queue full; counter will be retried", "node", id)
+	}
+}
+
+// cluster adapts the registry to what the committer needs.
+type cluster struct {
+	registry *membership.Registry
+	logger   *slog.Logger
+}
+
+func (c cluster) WriteSet() []twopc.Peer {
+	members := c.registry.WriteSet()
+	peers := make([]twopc.Peer, len(members))
+	for i, m := range members {
+		peers[i] = twopc.Peer{ID: m.ID, Live: m.State == membership.Live}
+	}
+	return peers
+}
+
+func (c cluster) Failed(id string, err error) {
+	if c.registry.Fail(id) {
+		c.logger.Warn("counter marked dead", "node", id, "err", err)
+	}
+}
+
+func (c cluster) RoundDone(seq uint64, acked []string) {
+	for _, id := range c.registry.RoundDone(seq, acked) {
+		c.logger.Info("counter live", "node", id, "seq", seq)
+	}
+}
+
+// awaitRecovery collects counters' reports until RecoveryGrace has passed
+// and every counter of the latest known round has reported, then returns
+// the position to resume from and leaves recovery. See twopc.Missing and
+// twopc.Resume for why this is safe without a coordinator log.
+func (s *Service) awaitRecovery(ctx context.Context) (twopc.Position, error) {
+	grace := time.NewTimer(s.cfg.RecoveryGrace)
+	defer grace.Stop()
+	select {
+	case <-ctx.Done():
+		return twopc.Position{}, ctx.Err()
+	case <-grace.C:
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var lastLog time.Time
+	for {
+		s.mu.Lock()
+		missing := twopc.Missing(s.reports)
+		if len(missing) == 0 {
+			pos, seed := twopc.Resume(s.reports, uint64(s.now().Unix()), uuid.NewString())
+			reports := s.reports
+			s.recovering, s.reports = false, nil
+			s.mu.Unlock()
+			s.logger.Info("recovered commit order", "epoch", pos.Epoch, "last", pos.Last.Round.String(),
+				"seed", seed, "counters", len(reports), "cluster_id", pos.ClusterID)
+			for id, st := range reports {
+				s.resync(id, st.Incarnation)
+			}
+			return pos, nil
+		}
+		s.mu.Unlock()
+		if now := s.now(); now.Sub(lastLog) >= 5*time.Second {
+			s.logger.Warn("recovery waits for counters of the latest round to report", "missing", missing)
+			lastLog = now
+		}
+		select {
+		case <-ctx.Done():
+			return twopc.Position{}, ctx.Err()
+		case <-s.reported:
+		case <-tick.C:
+		}
+	}
+}

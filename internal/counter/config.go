@@ -1,0 +1,87 @@
+package counter
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config is the counter's configuration, loaded from the environment by main.
+type Config struct {
+	HTTPPort int `envconfig:"HTTP_PORT" default:"8080"`
+	// CoordinatorURL is where the counter registers.
+	CoordinatorURL string `envconfig:"COORDINATOR_URL" default:"http://coordinator:8080"`
+	// AdvertiseURL is the address the coordinator uses to reach this counter,
+	// and its identity. Empty means http://<hostname>:<HTTP_PORT>.
+	AdvertiseURL string `envconfig:"ADVERTISE_URL"`
+	// RegisterInterval is the period of the registrations that keep the
+	// coordinator aware of this counter.
+	RegisterInterval time.Duration `envconfig:"REGISTER_INTERVAL" default:"2s"`
+	// CoordinatorTimeout bounds each call to the coordinator.
+	CoordinatorTimeout time.Duration `envconfig:"COORDINATOR_TIMEOUT" default:"5s"`
+	// SyncTimeout bounds a snapshot transfer in or out of this counter.
+	SyncTimeout time.Duration `envconfig:"SYNC_TIMEOUT" default:"5m"`
+	// MaxRoundBytes bounds the body of one prepare: all items of one round.
+	MaxRoundBytes   int64         `envconfig:"MAX_ROUND_BYTES" default:"67108864"`
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s"`
+	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info"`
+}
+
+// WithDefaults fills the values that depend on the host.
+func (c Config) WithDefaults(hostname string) Config {
+	if c.AdvertiseURL == "" {
+		c.AdvertiseURL = fmt.Sprintf("http://%s:%d", hostname, c.HTTPPort)
+	}
+	c.AdvertiseURL = strings.TrimRight(c.AdvertiseURL, "/")
+	c.CoordinatorURL = strings.TrimRight(c.CoordinatorURL, "/")
+	return c
+}
+
+// Level is the parsed LOG_LEVEL.
+func (c Config) Level() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return 0, fmt.Errorf("LOG_LEVEL %q is not debug, info, warn or error", c.LogLevel)
+	}
+	return l, nil
+}
+
+// Validate checks the configuration's meaning and returns every problem.
+func (c Config) Validate() error {
+	var errs []error
+	if c.HTTPPort < 0 || c.HTTPPort > 65535 {
+		errs = append(errs, fmt.Errorf("HTTP_PORT %d is not a port", c.HTTPPort))
+	}
+	errs = append(errs, validURL("COORDINATOR_URL", c.CoordinatorURL), validURL("ADVERTISE_URL", c.AdvertiseURL))
+	for name, d := range map[string]time.Duration{
+		"REGISTER_INTERVAL":   c.RegisterInterval,
+		"COORDINATOR_TIMEOUT": c.CoordinatorTimeout,
+		"SYNC_TIMEOUT":        c.SyncTimeout,
+		"SHUTDOWN_TIMEOUT":    c.ShutdownTimeout,
+	} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
+		}
+	}
+	if _, err := c.Level(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.MaxRoundBytes <= 0 {
+		errs = append(errs, fmt.Errorf("MAX_ROUND_BYTES must be positive, got %d", c.MaxRoundBytes))
+	}
+	return errors.Join(errs...)
+}
+
+func validURL(name, s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%s %q must be an absolute http(s) URL", name, s)
+	}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
+		return fmt.Errorf("%s %q must not have a path or query", name, s)
+	}
+	return nil
+}

@@ -1,0 +1,82 @@
+package counter
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/distributed-counter/distributed-counter/internal/httpserver"
+	"github.com/distributed-counter/distributed-counter/internal/remote"
+)
+
+// Run serves the counter on ln and keeps it registered with the
+// coordinator until ctx ends, then shuts down gracefully. client makes the
+// outbound calls (tests inject faults through its transport).
+func Run(ctx context.Context, cfg Config, ln net.Listener, client *http.Client, logger *slog.Logger) error {
+	incarnation := uuid.NewString()
+	logger = logger.With("node", cfg.AdvertiseURL)
+	svc := NewService(cfg.AdvertiseURL, incarnation)
+	logger.Info("counter starting", "addr", ln.Addr().String(), "incarnation", incarnation, "coordinator", cfg.CoordinatorURL)
+
+	loopCtx, stopLoops := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		register(loopCtx, svc, remote.NewCoordinator(client, cfg.CoordinatorURL), cfg.RegisterInterval, cfg.CoordinatorTimeout, logger)
+	})
+
+	err := httpserver.Serve(ctx, ln, NewServer(logger, svc, cfg.MaxRoundBytes), httpserver.Timeouts{
+		ReadHeader: 5 * time.Second,
+		Read:       cfg.SyncTimeout, // a snapshot install is the longest request
+		Write:      cfg.SyncTimeout,
+		Idle:       2 * time.Minute,
+		Shutdown:   cfg.ShutdownTimeout,
+	}, logger)
+	stopLoops()
+	wg.Wait()
+	logger.Info("counter stopped")
+	return err
+}
+
+// register announces the counter to the coordinator at start and then every
+// interval, so that a coordinator that restarted, or removed this counter
+// while it was unreachable, learns of it again. Failures are retried with
+// a backoff that starts short, so a starting cluster forms quickly.
+func register(ctx context.Context, svc *Service, coord *remote.Coordinator, interval, timeout time.Duration, logger *slog.Logger) {
+	const minBackoff = 50 * time.Millisecond
+	backoff := minBackoff
+	registered, failing := false, false
+	for {
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		_, err := coord.Register(rctx, svc.Status())
+		cancel()
+		wait := interval
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			if !failing {
+				logger.Warn("registration with coordinator failed; retrying", "err", err)
+			}
+			registered, failing = false, true
+			wait = min(backoff, interval)
+			backoff = min(backoff*2, interval)
+		default:
+			if !registered {
+				logger.Info("registered with coordinator")
+			}
+			registered, failing, backoff = true, false, minBackoff
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,43 @@
+// Package counter is the counter service: it holds one copy of the data,
+// takes part in the coordinator's rounds, answers fenced reads, serves and
+// installs snapshots, and registers itself with the coordinator.
+package counter
+
+import (
+	"sync"
+
+	"github.com/distributed-counter/distributed-counter/internal/ledger"
+	"github.com/distributed-counter/distributed-counter/internal/wire"
+)
+
+// Service serialises access to the counter's ledger.
+type Service struct {
+	mu     sync.Mutex
+	ledger *ledger.Ledger
+}
+
+// NewService returns a counter with an empty, idle ledger.
+func NewService(id, incarnation string) *Service {
+	return &Service{ledger: ledger.New(id, incarnation)}
+}
+
+// with runs fn with the ledger locked.
+func (s *Service) with(fn func(l *ledger.Ledger) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fn(s.ledger)
+}
+
+// Status reports the counter's position.
+func (s *Service) Status() wire.Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ledger.Status()
+}
+
+// Ack returns the counter's answer to round and sync calls.
+func (s *Service) Ack() wire.Ack {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ledger.Ack()
+}

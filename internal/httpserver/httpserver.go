@@ -1,0 +1,208 @@
+// Package httpserver is the inbound plumbing both services share: reading
+// size-limited JSON, writing JSON and errors in the one shape of the API,
+// the router with its middleware, and serving with graceful shutdown.
+package httpserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/distributed-counter/distributed-counter/internal/wire"
+)
+
+// ErrTooLarge reports a request body over the limit.
+var ErrTooLarge = errors.New("request body too large")
+
+// ReadBody reads the whole request body, up to limit bytes.
+func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, fmt.Errorf("%w: limit is %d bytes", ErrTooLarge, limit)
+		}
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	return data, nil
+}
+
+// ReadJSON decodes a size-limited body into v, rejecting unknown fields
+// and trailing data.
+func ReadJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	data, err := ReadBody(w, r, limit)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("malformed JSON: %w", err)
+	}
+	if dec.More() {
+		return errors.New("malformed JSON: data after the value")
+	}
+	return nil
+}
+
+// WriteJSON writes v with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client may be gone; nothing to do about it
+}
+
+// WriteError writes the API's one error shape.
+func WriteError(w http.ResponseWriter, status int, code, message string) {
+	WriteJSON(w, status, wire.Error{Message: message, Code: code})
+}
+
+// PathValue returns a path parameter, unescaped. Routing runs on the escaped
+// path (see NewRouter), so a tenant may hold any character, "/" included.
+func PathValue(r *http.Request, name string) (string, error) {
+	v, err := url.PathUnescape(r.PathValue(name))
+	if err != nil {
+		return "", fmt.Errorf("bad escape in %s: %w", name, err)
+	}
+	return v, nil
+}
+
+type ctxKey int
+
+const requestIDKey ctxKey = 0
+
+// RequestID returns the request id the middleware assigned, if any.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+// NewRouter returns a chi router with the shared middleware (request id,
+// escaped-path routing, request log, panic recovery) and JSON answers for
+// unknown routes and wrong methods.
+func NewRouter(logger *slog.Logger) chi.Router {
+	r := chi.NewRouter()
+	r.Use(requestID, escapedRouting, logRequests(logger), recoverPanics(logger))
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, http.StatusNotFound, wire.CodeNotFound, "no route for "+r.Method+" "+r.URL.Path)
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, http.StatusMethodNotAllowed, wire.CodeMethod, "method "+r.Method+" not allowed on "+r.URL.Path)
+	})
+	return r
+}
+
+func requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-ID")
+		if id == "" || len(id) > 128 {
+			id = uuid.NewString()
+		}
+		w.Header().Set("X-Request-ID", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+	})
+}
+
+// escapedRouting makes chi match on the escaped path, so "%2F" inside a
+// path parameter stays in the parameter instead of splitting the path.
+func escapedRouting(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rctx := chi.RouteContext(r.Context()); rctx != nil {
+			rctx.RoutePath = r.URL.EscapedPath()
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func logRequests(logger *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+			next.ServeHTTP(rec, r)
+			// Debug only: handlers log the causes of failures once, at Warn.
+			logger.Debug("request", "method", r.Method, "path", r.URL.Path,
+				"status", rec.status, "duration", time.Since(start), "request_id", RequestID(r.Context()))
+		})
+	}
+}
+
+func recoverPanics(logger *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer func() {
+				if v := recover(); v != nil {
+					if v == http.ErrAbortHandler {
+						panic(v)
+					}
+					logger.Error("handler panicked", "panic", v, "path", r.URL.Path, "request_id", RequestID(r.Context()))
+					WriteError(w, http.StatusInternalServerError, wire.CodeInternal, "internal error")
+				}
+			}()
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// Timeouts of a server.
+type Timeouts struct {
+	ReadHeader time.Duration
+	Read       time.Duration
+	Write      time.Duration
+	Idle       time.Duration
+	Shutdown   time.Duration
+}
+
+// Serve serves h on ln until ctx ends, then shuts down gracefully: it stops
+// accepting, waits up to t.Shutdown for requests in flight, and returns.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, t Timeouts, logger *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: t.ReadHeader,
+		ReadTimeout:       t.Read,
+		WriteTimeout:      t.Write,
+		IdleTimeout:       t.Idle,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.Shutdown)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("shut down %s: %w", ln.Addr(), err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+	}
+	return nil
+}

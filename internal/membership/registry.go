@@ -1,0 +1,313 @@
+// Package membership is the coordinator's record of who is in the cluster
+// and how well: each counter's state (syncing, live, dead), its health-check
+// history, and the transitions between states. It does no I/O and reads no
+// clock; the coordinator service feeds it events.
+package membership
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ErrStaleSync reports an event for a sync that has since been superseded.
+var ErrStaleSync = errors.New("sync superseded")
+
+// State is a counter's place in the cluster.
+type State string
+
+// Counter states.
+const (
+	// Syncing: being brought up to date. Once it has joined it receives
+	// every round, but it serves no reads and does not count as live.
+	Syncing State = "syncing"
+	// Live: up to date; takes part in rounds and serves reads.
+	Live State = "live"
+	// Dead: gets nothing until it answers again and resyncs.
+	Dead State = "dead"
+)
+
+// Member is a snapshot of one counter's record.
+type Member struct {
+	ID          string
+	Incarnation string
+	State       State
+	// Joined: in the write set (syncing members join before their snapshot).
+	Joined bool
+	// Installed: holds a complete copy up to its join point.
+	Installed bool
+	// Gen numbers the member's syncs; events of an older sync are ignored.
+	Gen      uint64
+	Applied  uint64
+	Failures int
+	// LastCheck and LastError describe the last health check.
+	LastCheck time.Time
+	LastError string
+}
+
+// Registry holds the members. It is safe for concurrent use.
+type Registry struct {
+	recoveryTries int
+
+	mu      sync.Mutex
+	members map[string]*Member
+	gen     uint64
+}
+
+// New returns an empty registry that removes a dead counter after
+// recoveryTries further failed health checks.
+func New(recoveryTries int) *Registry {
+	return &Registry{recoveryTries: recoveryTries, members: make(map[string]*Member)}
+}
+
+// StartSync begins a (re)sync of a counter: new, restarted, dead, or
+// found to have lost its state. It returns the sync's generation, or false
+// when a sync of this incarnation is already under way.
+func (r *Registry) StartSync(id, incarnation string) (gen uint64, started bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.members[id]
+	if ok && m.State == Syncing && m.Incarnation == incarnation {
+		return 0, false
+	}
+	if !ok {
+		m = &Member{ID: id}
+		r.members[id] = m
+	}
+	r.gen++
+	m.Incarnation = incarnation
+	m.State = Syncing
+	m.Joined, m.Installed = false, false
+	m.Gen = r.gen
+	m.Failures = 0
+	return m.Gen, true
+}
+
+// current returns the member if gen is its current sync, locked by the caller.
+func (r *Registry) current(id string, gen uint64) (*Member, error) {
+	m, ok := r.members[id]
+	if !ok || m.Gen != gen || m.State != Syncing {
+		return nil, fmt.Errorf("%w: %s gen %d", ErrStaleSync, id, gen)
+	}
+	return m, nil
+}
+
+// Joined records that the counter entered the write set at joinSeq.
+// complete says it needs no snapshot.
+func (r *Registry) Joined(id string, gen, joinSeq uint64, complete bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, err := r.current(id, gen)
+	if err != nil {
+		return err
+	}
+	m.Joined, m.Installed = true, complete
+	m.Applied = joinSeq
+	return nil
+}
+
+// Installed records that the counter holds its snapshot.
+func (r *Registry) Installed(id string, gen uint64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, err := r.current(id, gen)
+	if err != nil {
+		return err
+	}
+	m.Installed = true
+	return nil
+}
+
+// PromoteAlone makes an installed syncing counter live without a round,
+// which is allowed only when no counter is live and it holds the last
+// round: then no live counter can be missing it from its view.
+func (r *Registry) PromoteAlone(id string, gen, lastSeq uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, err := r.current(id, gen)
+	if err != nil || !m.Joined || !m.Installed || m.Applied != lastSeq || r.liveLocked() > 0 {
+		return false
+	}
+	m.State = Live
+	return true
+}
+
+// RoundDone records which members committed round seq. Installed syncing
+// members among them become live: they took part in a committed round, so
+// every live counter's view names them.
+func (r *Registry) RoundDone(seq uint64, acked []string) (promoted []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range acked {
+		m, ok := r.members[id]
+		if !ok || m.State == Dead {
+			continue
+		}
+		m.Applied = max(m.Applied, seq)
+		if m.State == Syncing && m.Joined && m.Installed {
+			m.State = Live
+			promoted = append(promoted, id)
+		}
+	}
+	return promoted
+}
+
+// InSync reports whether gen is the member's sync under way.
+func (r *Registry) InSync(id string, gen uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, err := r.current(id, gen)
+	return err == nil
+}
+
+// IsLive reports whether the member is live in sync generation gen.
+func (r *Registry) IsLive(id string, gen uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.members[id]
+	return ok && m.Gen == gen && m.State == Live
+}
+
+// Fail marks a live or syncing member dead: it did not answer, refused, or
+// was found behind. It keeps its failure count.
+func (r *Registry) Fail(id string) (changed bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.members[id]
+	if !ok || m.State == Dead {
+		return false
+	}
+	m.State = Dead
+	m.Joined = false
+	return true
+}
+
+// FailSync marks the member dead if gen is still its current sync.
+func (r *Registry) FailSync(id string, gen uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, err := r.current(id, gen); err != nil {
+		return false
+	}
+	m := r.members[id]
+	m.State, m.Joined = Dead, false
+	return true
+}
+
+// ProbeFailed records a failed health check: a live or syncing member dies;
+// a dead one that has now failed recoveryTries more checks is removed.
+func (r *Registry) ProbeFailed(id string, now time.Time, err error) (state State, removed bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.members[id]
+	if !ok {
+		return "", false
+	}
+	m.LastCheck, m.LastError = now, err.Error()
+	if m.State != Dead {
+		m.State, m.Joined, m.Failures = Dead, false, 0
+		return Dead, false
+	}
+	m.Failures++
+	if m.Failures >= r.recoveryTries {
+		delete(r.members, id)
+		return Dead, true
+	}
+	return Dead, false
+}
+
+// ProbeOK records a successful health check of a counter reporting
+// incarnation and whether it holds complete data. It returns true when the
+// counter must be (re)synced: it was dead, it restarted, or a live counter
+// lost its data.
+func (r *Registry) ProbeOK(id string, now time.Time, incarnation string, ready bool, applied uint64) (needsSync bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.members[id]
+	if !ok {
+		return false
+	}
+	m.LastCheck, m.LastError = now, ""
+	m.Failures = 0
+	switch {
+	case m.State == Dead:
+		return true
+	case m.Incarnation != incarnation:
+		return true
+	case m.State == Live && !ready:
+		return true
+	}
+	if m.State == Live {
+		m.Applied = max(m.Applied, applied)
+	}
+	return false
+}
+
+// NeedsSync reports whether a registration from this incarnation should
+// start a sync: the counter is unknown, dead, or restarted.
+func (r *Registry) NeedsSync(id, incarnation string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.members[id]
+	return !ok || m.State == Dead || m.Incarnation != incarnation
+}
+
+// WriteSet returns the members that take part in the next round: live
+// ones and syncing ones that have joined.
+func (r *Registry) WriteSet() []Member {
+	return r.filter(func(m *Member) bool { return m.State == Live || (m.State == Syncing && m.Joined) })
+}
+
+// Live returns the live members, the only ones that serve reads and snapshots.
+func (r *Registry) Live() []Member {
+	return r.filter(func(m *Member) bool { return m.State == Live })
+}
+
+// LiveCount returns the number of live members.
+func (r *Registry) LiveCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.liveLocked()
+}
+
+func (r *Registry) liveLocked() int {
+	n := 0
+	for _, m := range r.members {
+		if m.State == Live {
+			n++
+		}
+	}
+	return n
+}
+
+// List returns every member, sorted by id.
+func (r *Registry) List() []Member {
+	return r.filter(func(*Member) bool { return true })
+}
+
+// Get returns one member.
+func (r *Registry) Get(id string) (Member, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.members[id]
+	if !ok {
+		return Member{}, false
+	}
+	return *m, true
+}
+
+func (r *Registry) filter(keep func(*Member) bool) []Member {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Member
+	for _, m := range r.members {
+		if keep(m) {
+			out = append(out, *m)
+		}
+	}
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}

@@ -1,0 +1,74 @@
+package twopc
+
+import "github.com/distributed-counter/distributed-counter/internal/wire"
+
+// Missing returns the counters a restarting coordinator must still hear
+// from before it may choose where the commit order resumes: every member
+// of the participant list stamped on the latest prepare any reporter saw.
+//
+// Why that list is enough: a counter becomes live only after it took part
+// in a committed round, so every live participant of round r+1 was a
+// participant of round r. If every participant of the latest round known
+// has reported, and none reports a later round, no later round committed
+// on a live counter, so no later round was acknowledged to a client.
+// A participant that restarted counts as heard: it holds nothing.
+func Missing(reports map[string]wire.Status) []string {
+	var latest *wire.Status
+	for _, st := range reports {
+		if len(st.View) == 0 {
+			continue
+		}
+		if latest == nil || latest.ViewRound.Less(st.ViewRound) {
+			latest = &st
+		}
+	}
+	if latest == nil {
+		return nil
+	}
+	var missing []string
+	for _, id := range latest.View {
+		if _, ok := reports[id]; !ok {
+			missing = append(missing, id)
+		}
+	}
+	return missing
+}
+
+// Resume chooses the position a restarted coordinator continues from, given
+// a closed set of reports (Missing returned nothing).
+//
+// The seed is the ready counter with the highest last round: every round
+// it committed is decided commit, which is the rule "commit the in-doubt
+// round if any counter committed it". Any round staged but committed
+// nowhere is aborted by omission, and its seq is reused by the new epoch.
+// That is safe because a client is acknowledged only after every live
+// participant committed, and reads only see stable rounds: an in-doubt
+// round was never acknowledged nor read.
+//
+// The new epoch is above every epoch reported and at least floor, so
+// messages of the previous coordinator are refused from now on.
+// clusterID names the history when no counter holds one.
+func Resume(reports map[string]wire.Status, floor uint64, clusterID string) (pos Position, seed string) {
+	var best *wire.Status
+	var epoch uint64
+	for _, st := range reports {
+		epoch = max(epoch, st.Epoch)
+		if st.Mode != wire.ModeReady {
+			continue
+		}
+		if best == nil || best.Last.Less(st.Last) {
+			best = &st
+		}
+	}
+	pos.Epoch = max(epoch+1, floor)
+	pos.ClusterID = clusterID
+	if best == nil {
+		return pos, ""
+	}
+	if best.ClusterID != "" {
+		pos.ClusterID = best.ClusterID
+	}
+	pos.Last = wire.Decision{Round: best.Last, Commit: best.LastCommitted}
+	pos.Stable = best.Last.Seq
+	return pos, best.ID
+}

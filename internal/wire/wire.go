@@ -1,0 +1,216 @@
+// Package wire holds the JSON types of the public API and of the internal
+// API between the coordinator and the counters, shared by servers and clients.
+package wire
+
+import "fmt"
+
+// Item is one element of the public POST /items body.
+type Item struct {
+	ID     string `json:"id"`
+	Tenant string `json:"tenant"`
+}
+
+// CountResponse answers GET /items/{tenantID}/count.
+type CountResponse struct {
+	Count int64 `json:"count"`
+}
+
+// MessageResponse is the success body of POST /items, compatible with the
+// original API.
+type MessageResponse struct {
+	Message string `json:"message"`
+}
+
+// Error is the body of every non-2xx response of both services.
+type Error struct {
+	Message string `json:"message"`
+	Code    string `json:"code"`
+}
+
+// Error codes: stable, snake_case, for programs.
+const (
+	CodeInvalid        = "invalid_request"
+	CodeTooLarge       = "too_large"
+	CodeNotFound       = "not_found"
+	CodeMethod         = "method_not_allowed"
+	CodeUnavailable    = "unavailable"     // nothing was applied; safe to retry
+	CodeOutcomeUnknown = "outcome_unknown" // may or may not be applied; retrying the same ids is safe
+	CodeInternal       = "internal"
+
+	// Codes a counter uses to refuse a coordinator's request.
+	CodeStaleEpoch   = "stale_epoch"   // the request comes from an older coordinator
+	CodeBehind       = "behind"        // the counter has not applied the requested position
+	CodeNotReady     = "not_ready"     // the counter has no complete copy of the data
+	CodeRefused      = "refused"       // the counter votes no on a round
+	CodeUnknownRound = "unknown_round" // commit of a round the counter has not prepared
+	CodeSyncMismatch = "sync_mismatch" // a snapshot for a sync session that is not current
+)
+
+// RoundID names one 2PC round: the coordinator's epoch and the round's place
+// in the commit order. Seq alone orders rounds; Epoch tells which coordinator
+// decided it, so a seq reused after a coordinator restart is told apart.
+type RoundID struct {
+	Epoch uint64 `json:"epoch"`
+	Seq   uint64 `json:"seq"`
+}
+
+// IsZero reports whether r is the position before any round.
+func (r RoundID) IsZero() bool { return r == RoundID{} }
+
+// Less orders round ids by seq, then epoch.
+func (r RoundID) Less(o RoundID) bool {
+	if r.Seq != o.Seq {
+		return r.Seq < o.Seq
+	}
+	return r.Epoch < o.Epoch
+}
+
+func (r RoundID) String() string { return fmt.Sprintf("%d.%d", r.Epoch, r.Seq) }
+
+// Decision is the outcome of a round.
+type Decision struct {
+	Round  RoundID `json:"round"`
+	Commit bool    `json:"commit"`
+}
+
+// PrepareRequest is phase one of a round, sent to every participant.
+type PrepareRequest struct {
+	Round RoundID `json:"round"`
+	// Stable is the highest seq the coordinator knows every participant of
+	// its round has committed; counters expose state up to it.
+	Stable uint64 `json:"stable"`
+	// Prev is the decision of the previous round, so a counter that missed
+	// its commit or abort message resolves it here.
+	Prev *Decision `json:"prev,omitempty"`
+	// View lists the ids of every participant of this round. A restarted
+	// coordinator reads it back to know whom it must hear from.
+	View  []string `json:"view"`
+	Items []Item   `json:"items"`
+}
+
+// DecisionRequest is phase two of a round: commit or abort.
+type DecisionRequest struct {
+	Round  RoundID `json:"round"`
+	Stable uint64  `json:"stable"`
+}
+
+// Ack answers the coordinator's round and sync calls.
+type Ack struct {
+	Incarnation string  `json:"incarnation"`
+	Last        RoundID `json:"last"`
+}
+
+// Mode is a counter's own view of its data.
+type Mode string
+
+// Counter modes.
+const (
+	ModeIdle    Mode = "idle"    // not joined: holds nothing the coordinator may use
+	ModeSyncing Mode = "syncing" // receives rounds, waits for its snapshot
+	ModeReady   Mode = "ready"   // holds a complete copy up to its last round
+)
+
+// Status is a counter's report of itself: answered by GET /health and sent
+// with every registration. A restarted coordinator rebuilds the commit order
+// from these reports.
+type Status struct {
+	ID          string  `json:"id"`
+	Incarnation string  `json:"incarnation"`
+	Mode        Mode    `json:"mode"`
+	ClusterID   string  `json:"cluster_id,omitempty"`
+	Epoch       uint64  `json:"epoch"`
+	Last        RoundID `json:"last"`
+	// LastCommitted tells whether Last was committed or aborted.
+	LastCommitted bool   `json:"last_committed"`
+	Stable        uint64 `json:"stable"`
+	// Staged is the round the counter voted yes on and has not seen decided.
+	Staged *RoundID `json:"staged,omitempty"`
+	// View is the participant list of the latest prepare it received.
+	View      []string `json:"view,omitempty"`
+	ViewRound RoundID  `json:"view_round"`
+	Tenants   int      `json:"tenants"`
+	Items     int      `json:"items"`
+}
+
+// RegisterRequest is sent by a counter to the coordinator at start and then
+// periodically, so a restarted coordinator learns of it.
+type RegisterRequest struct {
+	Status Status `json:"status"`
+}
+
+// RegisterResponse answers a registration.
+type RegisterResponse struct {
+	Epoch uint64 `json:"epoch"`
+	State string `json:"state"`
+}
+
+// JoinRequest puts a counter into the write set at the coordinator's current
+// position. The counter keeps the data it can prove it shares with the
+// cluster and reports from which seq it needs a snapshot.
+type JoinRequest struct {
+	Epoch     uint64   `json:"epoch"`
+	ClusterID string   `json:"cluster_id"`
+	Last      Decision `json:"last"`
+	Stable    uint64   `json:"stable"`
+}
+
+// JoinResponse tells the coordinator what the counter still needs.
+type JoinResponse struct {
+	Incarnation string `json:"incarnation"`
+	// Complete is true when the counter already holds every round up to the
+	// join point; otherwise it needs the snapshot rows with Since < seq <= join point.
+	Complete bool   `json:"complete"`
+	Since    uint64 `json:"since"`
+}
+
+// SnapshotHeader is the first line of a snapshot stream.
+type SnapshotHeader struct {
+	Since uint64 `json:"since"`
+	Upto  uint64 `json:"upto"`
+}
+
+// SnapshotEntry is one item of a snapshot stream, with the seq of the round
+// that first added it.
+type SnapshotEntry struct {
+	Tenant string `json:"t"`
+	ID     string `json:"i"`
+	Seq    uint64 `json:"s"`
+}
+
+// SnapshotTrailer ends a snapshot stream; a stream without it was cut short.
+type SnapshotTrailer struct {
+	End   bool `json:"end"`
+	Count int  `json:"count"`
+}
+
+// CounterInfo is one row of the coordinator's GET /counters.
+type CounterInfo struct {
+	ID          string `json:"id"`
+	Incarnation string `json:"incarnation"`
+	State       string `json:"state"`
+	Applied     uint64 `json:"applied"`
+	Failures    int    `json:"failures"`
+	LastCheck   string `json:"last_check,omitempty"`
+	LastError   string `json:"last_error,omitempty"`
+}
+
+// CountersResponse answers the coordinator's GET /counters.
+type CountersResponse struct {
+	Epoch      uint64        `json:"epoch"`
+	Last       RoundID       `json:"last"`
+	Stable     uint64        `json:"stable"`
+	Recovering bool          `json:"recovering"`
+	Counters   []CounterInfo `json:"counters"`
+}
+
+// HealthResponse answers GET /health on the coordinator.
+type HealthResponse struct {
+	Status string `json:"status"`
+}
+
+// LocalCountResponse answers GET /items/{tenantID}/count on a counter: its
+// own count including every round it applied, and the last round applied.
+type LocalCountResponse struct {
+	Count int64   `json:"count"`
+	Last  RoundID `json:"last"`
+}
