@@ -40,6 +40,7 @@ type Service struct {
 	registry  *membership.Registry
 	counters  *remote.Counters
 	committer *twopc.Committer
+	cluster   *cluster
 
 	syncs chan syncJob
 
@@ -64,12 +65,13 @@ func NewService(cfg Config, counters *remote.Counters, now func() time.Time, log
 		reports:    make(map[string]wire.Status),
 		reported:   make(chan struct{}, 1),
 	}
+	s.cluster = &cluster{registry: s.registry, logger: logger}
 	s.committer = twopc.New(twopc.Config{
 		MinLive:        cfg.MinLiveCounters,
 		MaxBatchItems:  cfg.MaxBatchItems,
 		CallTimeout:    cfg.CounterTimeout,
 		CommitAttempts: 2,
-	}, cluster{s.registry, logger}, counters, logger)
+	}, s.cluster, counters, logger)
 	return s
 }
 
@@ -182,13 +184,20 @@ func (s *Service) resync(id, incarnation string) {
 	}
 }
 
-// cluster adapts the registry to what the committer needs.
+// cluster adapts the registry to what the committer needs, and tracks
+// which counters may hold the last committed round.
 type cluster struct {
 	registry *membership.Registry
 	logger   *slog.Logger
+
+	mu sync.Mutex
+	// holders are the counters, by incarnation, that may hold the last
+	// committed round: its voters. Once every one of them has restarted
+	// (a counter keeps its data in memory), no copy of the data is left.
+	holders map[string]string
 }
 
-func (c cluster) WriteSet() []twopc.Peer {
+func (c *cluster) WriteSet() []twopc.Peer {
 	members := c.registry.WriteSet()
 	peers := make([]twopc.Peer, len(members))
 	for i, m := range members {
@@ -197,16 +206,47 @@ func (c cluster) WriteSet() []twopc.Peer {
 	return peers
 }
 
-func (c cluster) Failed(id string, err error) {
+func (c *cluster) Failed(id string, err error) {
 	if c.registry.Fail(id) {
 		c.logger.Warn("counter marked dead", "node", id, "err", err)
 	}
 }
 
-func (c cluster) RoundDone(seq uint64, acked []string) {
+func (c *cluster) RoundDone(seq uint64, voters, acked []string) {
 	for _, id := range c.registry.RoundDone(seq, acked) {
 		c.logger.Info("counter live", "node", id, "seq", seq)
 	}
+	holders := make(map[string]string, len(voters))
+	for _, id := range voters {
+		if m, ok := c.registry.Get(id); ok {
+			holders[id] = m.Incarnation
+		}
+	}
+	c.setHolders(holders)
+}
+
+func (c *cluster) setHolders(h map[string]string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.holders = h
+}
+
+// restarted records that a counter now runs as incarnation and reports
+// whether that leaves no holder of the data.
+func (c *cluster) restarted(id, incarnation string) (dataLost bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if inc, ok := c.holders[id]; !ok || inc == incarnation {
+		return false
+	}
+	delete(c.holders, id)
+	return len(c.holders) == 0
+}
+
+func (c *cluster) noHolder() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.holders) == 0
 }
 
 // awaitRecovery collects counters' reports until RecoveryGrace has passed
@@ -232,6 +272,13 @@ func (s *Service) awaitRecovery(ctx context.Context) (twopc.Position, error) {
 			reports := s.reports
 			s.recovering, s.reports = false, nil
 			s.mu.Unlock()
+			holders := make(map[string]string)
+			for id, st := range reports {
+				if st.Mode == wire.ModeReady && st.ClusterID == pos.ClusterID && st.Committed == pos.Committed {
+					holders[id] = st.Incarnation
+				}
+			}
+			s.cluster.setHolders(holders)
 			s.logger.Info("recovered commit order", "epoch", pos.Epoch, "last", pos.Last.Round.String(),
 				"seed", seed, "counters", len(reports), "cluster_id", pos.ClusterID)
 			for id, st := range reports {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/distributed-counter/distributed-counter/internal/remote"
 	"github.com/distributed-counter/distributed-counter/internal/twopc"
 	"github.com/distributed-counter/distributed-counter/internal/wire"
@@ -26,6 +28,9 @@ func (s *Service) syncLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case j := <-s.syncs:
+			if s.cluster.restarted(j.id, j.incarnation) {
+				s.resetHistory(ctx)
+			}
 			gen, ok := s.registry.StartSync(j.id, j.incarnation)
 			if !ok {
 				continue
@@ -61,12 +66,12 @@ func (s *Service) sync(ctx context.Context, id, incarnation string, gen uint64) 
 
 func (s *Service) syncOnce(ctx context.Context, id, incarnation string, gen uint64) error {
 	var join wire.JoinResponse
-	var joinSeq uint64
+	var at twopc.Position
 	err := s.committer.Do(ctx, func(ctx context.Context, pos *twopc.Position) error {
 		cctx, cancel := context.WithTimeout(ctx, s.cfg.CounterTimeout)
 		defer cancel()
 		resp, err := s.counters.Join(cctx, id, wire.JoinRequest{
-			Epoch: pos.Epoch, ClusterID: pos.ClusterID, Last: pos.Last, Stable: pos.Stable,
+			Epoch: pos.Epoch, ClusterID: pos.ClusterID, Last: pos.Last, Committed: pos.Committed, Stable: pos.Stable,
 		})
 		if err != nil {
 			return fmt.Errorf("join: %w", err)
@@ -74,14 +79,14 @@ func (s *Service) syncOnce(ctx context.Context, id, incarnation string, gen uint
 		if resp.Incarnation != incarnation {
 			return fmt.Errorf("%w: counter restarted as %s", errSuperseded, resp.Incarnation)
 		}
-		join, joinSeq = resp, pos.Last.Round.Seq
-		return s.registry.Joined(id, gen, joinSeq, resp.Complete)
+		join, at = resp, *pos
+		return s.registry.Joined(id, gen, pos.Last.Round.Seq, resp.Complete)
 	})
 	if err != nil {
 		return err
 	}
 	if !join.Complete {
-		if err := s.transfer(ctx, id, gen, join.Since, joinSeq); err != nil {
+		if err := s.transfer(ctx, id, gen, join.Since, at); err != nil {
 			return err
 		}
 		if err := s.registry.Installed(id, gen); err != nil {
@@ -114,10 +119,15 @@ func (s *Service) retry(ctx context.Context, id string, gen uint64, fn func() (d
 	}
 }
 
-// transfer streams the rows the counter lacks from a live counter into it.
-// A source that fails is replaced by another; with no live source it waits.
-func (s *Service) transfer(ctx context.Context, id string, gen uint64, since, upto uint64) error {
+// transfer streams the rows the counter lacks, since < seq <= the last
+// committed seq at its join, from a live counter into it. A source that
+// fails is replaced by another; with no live source it waits.
+func (s *Service) transfer(ctx context.Context, id string, gen uint64, since uint64, at twopc.Position) error {
+	upto, joinSeq := at.Committed.Seq, at.Last.Round.Seq
 	return s.retry(ctx, id, gen, func() (bool, error) {
+		if s.committer.Position().ClusterID != at.ClusterID {
+			return false, fmt.Errorf("%w: the cluster's history was reset", errSuperseded)
+		}
 		var sources []string
 		for _, m := range s.registry.Live() {
 			if m.ID != id {
@@ -134,7 +144,7 @@ func (s *Service) transfer(ctx context.Context, id string, gen uint64, since, up
 			return false, nil
 		}
 		defer body.Close()
-		err = s.counters.Install(ctx, id, upto, body)
+		err = s.counters.Install(ctx, id, joinSeq, body)
 		switch {
 		case err == nil:
 			s.logger.Info("snapshot transferred", "node", id, "source", src, "since", since, "upto", upto)
@@ -169,4 +179,23 @@ func (s *Service) promote(ctx context.Context, id string, gen uint64) error {
 		}
 		return s.registry.IsLive(id, gen), nil
 	})
+}
+
+// resetHistory starts a new, empty history once every counter that held
+// the data has restarted: with no copy left anywhere, waiting would block
+// the service forever. Counters of the old history are wiped when they join.
+func (s *Service) resetHistory(ctx context.Context) {
+	err := s.committer.Do(ctx, func(_ context.Context, pos *twopc.Position) error {
+		if pos.Committed.IsZero() || !s.cluster.noHolder() {
+			return nil
+		}
+		old := pos.ClusterID
+		pos.ClusterID, pos.Committed = uuid.NewString(), wire.RoundID{}
+		s.logger.Error("every counter that held the data has restarted: the data is lost, starting a new history",
+			"old_cluster_id", old, "cluster_id", pos.ClusterID)
+		return nil
+	})
+	if err != nil {
+		s.logger.Warn("history reset not done", "err", err)
+	}
 }

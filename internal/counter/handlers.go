@@ -275,8 +275,8 @@ func install(svc *Service, joinSeq uint64, body io.Reader) (int, error) {
 	if err := dec.Decode(&head); err != nil {
 		return 0, badRequest(fmt.Errorf("snapshot header: %w", err))
 	}
-	if head.Upto != joinSeq {
-		return 0, badRequest(fmt.Errorf("snapshot is up to %d, join point is %d", head.Upto, joinSeq))
+	if head.Upto > joinSeq {
+		return 0, badRequest(fmt.Errorf("snapshot is up to %d, past the join point %d", head.Upto, joinSeq))
 	}
 	merge := func(rows []wire.SnapshotEntry) error {
 		return svc.with(func(l *ledger.Ledger) error { return l.Merge(joinSeq, rows) })

@@ -55,6 +55,7 @@ type Ledger struct {
 	epoch         uint64       // highest coordinator epoch seen
 	last          wire.RoundID // last resolved round: every round up to it is committed or aborted here
 	lastCommitted bool
+	lastCommit    wire.RoundID // last committed round
 	staged        *stagedRound
 
 	stableSeen uint64 // highest stable seq any coordinator message announced
@@ -88,6 +89,7 @@ func (l *Ledger) Status() wire.Status {
 		Epoch:         l.epoch,
 		Last:          l.last,
 		LastCommitted: l.lastCommitted,
+		Committed:     l.lastCommit,
 		Stable:        l.stableSeen,
 		View:          slices.Clone(l.view),
 		ViewRound:     l.viewRound,
@@ -194,6 +196,7 @@ func (l *Ledger) resolve(d wire.Decision) {
 	if !d.Commit {
 		return
 	}
+	l.lastCommit = d.Round
 	added := make(map[string]int64)
 	for _, it := range items {
 		t := l.tenant(it.Tenant)
@@ -295,9 +298,10 @@ func (l *Ledger) IDs(tenantID string) []string {
 }
 
 // Join puts the ledger into the coordinator's write set at the join point
-// req.Last. A counter that already holds exactly the cluster's history up
-// to the join point is complete. Any other keeps only the rows it knows to
-// be stable (seq <= since) and needs a snapshot of since < seq <= join point;
+// req.Last. A counter whose last committed round is the cluster's holds the
+// cluster's data already (rounds after it were aborts, which carry none):
+// it is complete. Any other keeps only the rows it knows to be stable
+// (seq <= since) and needs a snapshot of since < seq <= req.Committed.Seq;
 // rounds after the join point reach it as a participant meanwhile.
 //
 // A round staged here and not the join point's round is dropped: it was
@@ -310,14 +314,16 @@ func (l *Ledger) Join(req wire.JoinRequest) (wire.JoinResponse, error) {
 	l.resolve(req.Last)
 	l.staged = nil
 
-	empty := l.items == 0 && l.last.IsZero()
+	empty := l.items == 0 && l.lastCommit.IsZero()
 	sameCluster := l.clusterID == req.ClusterID || (l.clusterID == "" && empty)
-	if sameCluster && (l.mode == wire.ModeReady || empty) && l.last == req.Last.Round {
+	l.last, l.lastCommitted = req.Last.Round, req.Last.Commit
+	l.joinSeq = req.Last.Round.Seq
+	if sameCluster && (l.mode == wire.ModeReady || empty) && l.lastCommit == req.Committed {
 		l.clusterID = req.ClusterID
 		l.mode = wire.ModeReady
-		l.since, l.joinSeq = l.last.Seq, l.last.Seq
+		l.since = req.Committed.Seq
 		l.observeStable(req.Stable)
-		return wire.JoinResponse{Incarnation: l.incarnation, Complete: true, Since: l.last.Seq}, nil
+		return wire.JoinResponse{Incarnation: l.incarnation, Complete: true, Since: l.since}, nil
 	}
 
 	var keep uint64
@@ -328,14 +334,14 @@ func (l *Ledger) Join(req wire.JoinRequest) (wire.JoinResponse, error) {
 	case l.mode == wire.ModeSyncing:
 		keep = l.since
 	}
-	if keep > req.Last.Round.Seq {
+	if keep > req.Committed.Seq {
 		keep = 0 // a stable prefix longer than the cluster's history is not ours to keep
 	}
 	l.truncate(keep)
 	l.clusterID = req.ClusterID
 	l.mode = wire.ModeSyncing
-	l.last, l.lastCommitted = req.Last.Round, req.Last.Commit
-	l.since, l.joinSeq = keep, req.Last.Round.Seq
+	l.lastCommit = req.Committed // what the snapshot and the rounds after the join point make true
+	l.since = keep
 	l.stableSeen = max(l.stableSeen, req.Stable)
 	return wire.JoinResponse{Incarnation: l.incarnation, Since: keep}, nil
 }

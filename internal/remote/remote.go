@@ -30,9 +30,12 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %d %s: %s", e.URL, e.Status, e.Code, e.Message)
 }
 
-// Refused reports that the peer answered (as opposed to not being reached);
-// twopc counts it as a "no" vote.
-func (e *Error) Refused() bool { return true }
+// Refused reports that the peer answered "no" (as opposed to not being
+// reached); twopc aborts the round on it. A counter that answers that it
+// has not joined (it restarted and lost its state) is not the participant
+// the round was meant for: that counts as unreachable, so the round goes on
+// without it.
+func (e *Error) Refused() bool { return e.Code != wire.CodeNotReady }
 
 // HasCode reports whether err is an answer with the given wire code.
 func HasCode(err error, code string) bool {

@@ -36,6 +36,9 @@ type Position struct {
 	ClusterID string
 	// Last is the last resolved round and its outcome. The next round is Last.Round.Seq+1.
 	Last wire.Decision
+	// Committed is the last committed round. Rounds after it were aborted,
+	// so a counter that holds Committed holds all the data.
+	Committed wire.RoundID
 	// Stable is the highest seq that every live participant of its round
 	// has committed. Reads are fenced at it.
 	Stable uint64
@@ -56,8 +59,9 @@ type Cluster interface {
 	// Failed reports a participant that did not answer or refused: it must
 	// leave the write set and resync before it is used again.
 	Failed(id string, err error)
-	// RoundDone reports the participants that acknowledged the commit of seq.
-	RoundDone(seq uint64, acked []string)
+	// RoundDone reports a committed round: the voters, who prepared it and
+	// so may hold it, and those of them that acknowledged its commit.
+	RoundDone(seq uint64, voters, acked []string)
 }
 
 // Transport delivers round messages to one participant. A participant that
@@ -126,12 +130,15 @@ func New(cfg Config, cluster Cluster, transport Transport, logger *slog.Logger) 
 		ops:       make(chan op),
 		stopped:   make(chan struct{}),
 	}
-	c.pos.Store(&Position{})
+	c.setPos(Position{})
 	return c
 }
 
 // Position returns the current position; safe from any goroutine.
 func (c *Committer) Position() Position { return *c.pos.Load() }
+
+// setPos publishes a copy of p: a published position is never modified.
+func (c *Committer) setPos(p Position) { c.pos.Store(&p) }
 
 // Submit adds items in the next round and waits for its outcome. It returns
 // nil once every live participant of the round has committed them and at
@@ -189,7 +196,7 @@ func (c *Committer) Do(ctx context.Context, fn func(ctx context.Context, pos *Po
 // Run starts the loop at position start and returns when ctx ends. A round
 // in flight when ctx ends is finished first (its calls have timeouts).
 func (c *Committer) Run(ctx context.Context, start Position) {
-	c.pos.Store(&start)
+	c.setPos(start)
 	defer c.drain()
 	work := context.WithoutCancel(ctx)
 	for {
@@ -199,7 +206,7 @@ func (c *Committer) Run(ctx context.Context, start Position) {
 		case o := <-c.ops:
 			pos := c.Position()
 			err := o.fn(work, &pos)
-			c.pos.Store(&pos)
+			c.setPos(pos)
 			o.done <- err
 		case r := <-c.requests:
 			c.round(work, c.collect(r))
@@ -330,7 +337,8 @@ func (c *Committer) runRound(ctx context.Context, items []wire.Item) error {
 	// next prepare or join as well, so a participant that misses this
 	// message still learns it.
 	pos.Last = wire.Decision{Round: id, Commit: true}
-	c.pos.Store(&pos)
+	pos.Committed = id
+	c.setPos(pos)
 	commit := wire.DecisionRequest{Round: id, Stable: pos.Stable}
 	errs = c.each(ctx, voters, func(ctx context.Context, p Peer) error {
 		var err error
@@ -358,9 +366,13 @@ func (c *Committer) runRound(ctx context.Context, items []wire.Item) error {
 		// Every participant still in the round committed: the round is
 		// stable and reads may see it.
 		pos.Stable = id.Seq
-		c.pos.Store(&pos)
+		c.setPos(pos)
 	}
-	c.cluster.RoundDone(id.Seq, acked)
+	voterIDs := make([]string, len(voters))
+	for i, v := range voters {
+		voterIDs[i] = v.ID
+	}
+	c.cluster.RoundDone(id.Seq, voterIDs, acked)
 	logger.Debug("round committed", "items", len(items), "participants", len(peers), "acked", len(acked))
 	if liveAcked < need {
 		return fmt.Errorf("%w: round %s committed on %d live counters, %d needed", ErrOutcomeUnknown, id, liveAcked, need)
@@ -372,7 +384,7 @@ func (c *Committer) runRound(ctx context.Context, items []wire.Item) error {
 // the decision also travels with the next prepare.
 func (c *Committer) abort(ctx context.Context, id wire.RoundID, pos Position, peers []Peer) {
 	pos.Last = wire.Decision{Round: id}
-	c.pos.Store(&pos)
+	c.setPos(pos)
 	req := wire.DecisionRequest{Round: id, Stable: pos.Stable}
 	c.each(ctx, peers, func(ctx context.Context, p Peer) error {
 		return c.transport.Abort(ctx, p.ID, req)

@@ -37,7 +37,8 @@ func Missing(reports map[string]wire.Status) []string {
 // Resume chooses the position a restarted coordinator continues from, given
 // a closed set of reports (Missing returned nothing).
 //
-// The seed is the ready counter with the highest last round: every round
+// The seed is the ready counter with the highest last round (ties: the
+// one with the highest last committed round): every round
 // it committed is decided commit, which is the rule "commit the in-doubt
 // round if any counter committed it". Any round staged but committed
 // nowhere is aborted by omission, and its seq is reused by the new epoch.
@@ -56,7 +57,7 @@ func Resume(reports map[string]wire.Status, floor uint64, clusterID string) (pos
 		if st.Mode != wire.ModeReady {
 			continue
 		}
-		if best == nil || best.Last.Less(st.Last) {
+		if best == nil || best.Last.Less(st.Last) || (best.Last == st.Last && best.Committed.Less(st.Committed)) {
 			best = &st
 		}
 	}
@@ -69,6 +70,7 @@ func Resume(reports map[string]wire.Status, floor uint64, clusterID string) (pos
 		pos.ClusterID = best.ClusterID
 	}
 	pos.Last = wire.Decision{Round: best.Last, Commit: best.LastCommitted}
+	pos.Committed = best.Committed
 	pos.Stable = best.Last.Seq
 	return pos, best.ID
 }

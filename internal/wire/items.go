@@ -17,6 +17,9 @@ const MaxFieldBytes = 1024
 // objects with exactly the string fields "id" and "tenant", both non-empty.
 // Errors name the problem and the index of the bad item, for the client.
 func DecodeItems(body []byte) ([]Item, error) {
+	if t := bytes.TrimSpace(body); len(t) > 0 && t[0] != '[' && json.Valid(t) {
+		return nil, fmt.Errorf("body must be a JSON array of items, got %s", jsonKind(t))
+	}
 	var raw []json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&raw); err != nil {
@@ -43,10 +46,6 @@ func describeTopLevel(body []byte, err error) error {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
 		return errors.New("body must be a JSON array of items, got an empty body")
-	}
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) && typeErr.Field == "" {
-		return fmt.Errorf("body must be a JSON array of items, got a JSON %s", typeErr.Value)
 	}
 	var syntaxErr *json.SyntaxError
 	if errors.As(err, &syntaxErr) {
@@ -85,7 +84,7 @@ func stringField(fields map[string]json.RawMessage, name string) (string, error)
 		return "", fmt.Errorf("%s is missing", name)
 	}
 	var s string
-	if err := json.Unmarshal(r, &s); err != nil {
+	if t := bytes.TrimSpace(r); len(t) == 0 || t[0] != '"' || json.Unmarshal(t, &s) != nil {
 		return "", fmt.Errorf("%s must be a string, got %s", name, jsonKind(r))
 	}
 	switch {

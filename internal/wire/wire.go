@@ -121,8 +121,11 @@ type Status struct {
 	Epoch       uint64  `json:"epoch"`
 	Last        RoundID `json:"last"`
 	// LastCommitted tells whether Last was committed or aborted.
-	LastCommitted bool   `json:"last_committed"`
-	Stable        uint64 `json:"stable"`
+	LastCommitted bool `json:"last_committed"`
+	// Committed is the last committed round: with the cluster id it names
+	// the data the counter holds (aborted rounds carry none).
+	Committed RoundID `json:"committed"`
+	Stable    uint64  `json:"stable"`
 	// Staged is the round the counter voted yes on and has not seen decided.
 	Staged *RoundID `json:"staged,omitempty"`
 	// View is the participant list of the latest prepare it received.
@@ -148,17 +151,21 @@ type RegisterResponse struct {
 // position. The counter keeps the data it can prove it shares with the
 // cluster and reports from which seq it needs a snapshot.
 type JoinRequest struct {
-	Epoch     uint64   `json:"epoch"`
-	ClusterID string   `json:"cluster_id"`
-	Last      Decision `json:"last"`
-	Stable    uint64   `json:"stable"`
+	Epoch     uint64 `json:"epoch"`
+	ClusterID string `json:"cluster_id"`
+	// Last is the coordinator's last resolved round: the join point.
+	Last Decision `json:"last"`
+	// Committed is the coordinator's last committed round.
+	Committed RoundID `json:"committed"`
+	Stable    uint64  `json:"stable"`
 }
 
 // JoinResponse tells the coordinator what the counter still needs.
 type JoinResponse struct {
 	Incarnation string `json:"incarnation"`
 	// Complete is true when the counter already holds every round up to the
-	// join point; otherwise it needs the snapshot rows with Since < seq <= join point.
+	// join point; otherwise it needs the snapshot rows with
+	// Since < seq <= JoinRequest.Committed.Seq.
 	Complete bool   `json:"complete"`
 	Since    uint64 `json:"since"`
 }

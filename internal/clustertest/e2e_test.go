@@ -1,0 +1,314 @@
+package clustertest_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/distributed-counter/distributed-counter/internal/clustertest"
+	"github.com/distributed-counter/distributed-counter/internal/wire"
+)
+
+const (
+	waitFor = 10 * time.Second
+	tick    = 10 * time.Millisecond
+)
+
+func items(tenant string, ids ...string) []wire.Item {
+	out := make([]wire.Item, len(ids))
+	for i, id := range ids {
+		out[i] = wire.Item{ID: id, Tenant: tenant}
+	}
+	return out
+}
+
+// startLive starts a cluster and waits until every counter is live.
+func startLive(t *testing.T, opts clustertest.Options) *clustertest.Cluster {
+	t.Helper()
+	c := clustertest.Start(t, opts)
+	require.Eventually(t, func() bool { return c.LiveCount(t.Context()) == len(c.Counters) },
+		waitFor, tick, "counters never all became live")
+	return c
+}
+
+func mustAdd(t *testing.T, c *clustertest.Cluster, its ...wire.Item) {
+	t.Helper()
+	resp, err := c.Add(t.Context(), its...)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.Status, "POST /items: %s", resp.Body)
+}
+
+func mustCount(t *testing.T, c *clustertest.Cluster, tenant string) int64 {
+	t.Helper()
+	n, err := c.Count(t.Context(), tenant)
+	require.NoError(t, err)
+	return n
+}
+
+func TestCluster_AddAndCount(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{})
+
+	assert.Equal(t, int64(0), mustCount(t, c, "acme"), "unknown tenant counts 0")
+	resp, err := c.Add(t.Context(), items("acme", "a", "b", "c")...)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.Status)
+	var msg wire.MessageResponse
+	require.NoError(t, resp.Decode(&msg))
+	assert.Equal(t, "Success", msg.Message)
+
+	assert.Equal(t, int64(3), mustCount(t, c, "acme"))
+	for _, n := range c.Counters {
+		lc, err := c.LocalCount(t.Context(), n, "acme")
+		require.NoError(t, err)
+		assert.Equal(t, int64(3), lc.Count, "%s holds every committed item", n.Name)
+	}
+}
+
+func TestCluster_DuplicateIDsCountOnce(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{})
+
+	mustAdd(t, c, items("acme", "a", "a", "b")...)
+	mustAdd(t, c, items("acme", "b", "c")...) // a retry with one new id
+	mustAdd(t, c, items("globex", "a")...)    // the same id under another tenant
+	mustAdd(t, c)                             // an empty array is a no-op
+
+	assert.Equal(t, int64(3), mustCount(t, c, "acme"))
+	assert.Equal(t, int64(1), mustCount(t, c, "globex"))
+}
+
+func TestCluster_TenantRoundTrips(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{})
+
+	tenants := []string{"acme corp", "a/b", "ünïcødé-租户", "50%", "a+b", "..", "q?x=1", "#frag", "%2F"}
+	for i, tenant := range tenants {
+		mustAdd(t, c, items(tenant, fmt.Sprintf("id-%d", i), "shared")...)
+	}
+	for _, tenant := range tenants {
+		assert.Equal(t, int64(2), mustCount(t, c, tenant), "tenant %q", tenant)
+	}
+}
+
+func TestCluster_RejectsBadInput(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{})
+
+	tests := []struct {
+		name        string
+		method      string
+		path        string
+		body        string
+		wantStatus  int
+		wantCode    string
+		wantMessage string
+	}{
+		{"malformed JSON", "POST", "/items", `[{"id":"a","tenant":"t"}`, 400, wire.CodeInvalid, "malformed JSON"},
+		{"object instead of array", "POST", "/items", `{"id":"a","tenant":"t"}`, 400, wire.CodeInvalid, "must be a JSON array"},
+		{"empty body", "POST", "/items", ``, 400, wire.CodeInvalid, "empty body"},
+		{"id of wrong type", "POST", "/items", `[{"id":"a","tenant":"t"},{"id":5,"tenant":"t"}]`, 400, wire.CodeInvalid, "item 1: id must be a string"},
+		{"missing tenant", "POST", "/items", `[{"id":"a"}]`, 400, wire.CodeInvalid, "item 0: tenant is missing"},
+		{"empty id", "POST", "/items", `[{"id":"","tenant":"t"}]`, 400, wire.CodeInvalid, "item 0: id must not be empty"},
+		{"item not an object", "POST", "/items", `["a"]`, 400, wire.CodeInvalid, "item 0: must be an object"},
+		{"unknown field", "POST", "/items", `[{"id":"a","tenant":"t","n":1}]`, 400, wire.CodeInvalid, `item 0: unknown field "n"`},
+		{"trailing data", "POST", "/items", `[] []`, 400, wire.CodeInvalid, "exactly one JSON array"},
+		{"body over limit", "POST", "/items", `[{"id":"` + strings.Repeat("x", 2<<20) + `","tenant":"t"}]`, 413, wire.CodeTooLarge, "too large"},
+		{"wrong method on items", "PUT", "/items", `[]`, 405, wire.CodeMethod, "not allowed"},
+		{"wrong method on count", "POST", "/items/acme/count", ``, 405, wire.CodeMethod, "not allowed"},
+		{"unknown route", "GET", "/nope", ``, 404, wire.CodeNotFound, "no route"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := c.Do(t.Context(), tt.method, tt.path, []byte(tt.body))
+			require.NoError(t, err)
+			assert.Equal(t, tt.wantStatus, resp.Status)
+			e := resp.Error()
+			assert.Equal(t, tt.wantCode, e.Code)
+			assert.Contains(t, e.Message, tt.wantMessage)
+		})
+	}
+	// Nothing of the rejected requests was applied.
+	assert.Equal(t, int64(0), mustCount(t, c, "t"))
+}
+
+func TestCluster_StoppedCounterCatchesUpBeforeServing(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{})
+	first := c.Counters[0]
+	mustAdd(t, c, items("acme", "a", "b")...)
+
+	first.Stop()
+	for i := range 20 {
+		mustAdd(t, c, items("acme", fmt.Sprintf("while-down-%d", i))...)
+	}
+	assert.Equal(t, int64(22), mustCount(t, c, "acme"), "writes and reads go on without it")
+	require.Eventually(t, func() bool { return c.State(t.Context(), first) == "dead" }, waitFor, tick)
+
+	first.Start(t)
+	// Until it has caught up it refuses to answer; its first answer is exact.
+	var got wire.LocalCountResponse
+	require.Eventually(t, func() bool {
+		lc, err := c.LocalCount(t.Context(), first, "acme")
+		if err != nil {
+			require.ErrorContains(t, err, wire.CodeNotReady)
+			return false
+		}
+		got = lc
+		return true
+	}, waitFor, tick)
+	assert.Equal(t, int64(22), got.Count)
+	require.Eventually(t, func() bool { return c.State(t.Context(), first) == "live" }, waitFor, tick)
+
+	// Once live it takes part in new rounds.
+	mustAdd(t, c, items("acme", "after")...)
+	lc, err := c.LocalCount(t.Context(), first, "acme")
+	require.NoError(t, err)
+	assert.Equal(t, int64(23), lc.Count)
+}
+
+func TestCluster_NewCounterJoinsWithAllData(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{Counters: 2})
+	for i := range 50 {
+		mustAdd(t, c, items(fmt.Sprintf("tenant-%d", i%5), fmt.Sprintf("id-%d", i))...)
+	}
+
+	joiner := c.AddCounter(t, "counter-new")
+	joiner.Start(t)
+	require.Eventually(t, func() bool { return c.State(t.Context(), joiner) == "live" }, waitFor, tick)
+	for i := range 5 {
+		tenant := fmt.Sprintf("tenant-%d", i)
+		lc, err := c.LocalCount(t.Context(), joiner, tenant)
+		require.NoError(t, err)
+		assert.Equal(t, int64(10), lc.Count, tenant)
+	}
+}
+
+func TestCluster_CounterVotingNoAbortsEverywhere(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{})
+	mustAdd(t, c, items("acme", "before")...)
+
+	release := c.Faults.Add(clustertest.Rule{Host: c.Counters[1].Host(), Path: "/internal/prepare", Fault: clustertest.Refuse})
+	resp, err := c.Add(t.Context(), items("acme", "refused")...)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.Status)
+	assert.Equal(t, wire.CodeUnavailable, resp.Error().Code)
+	assert.Contains(t, resp.Error().Message, "nothing was applied")
+
+	for _, n := range c.Counters {
+		ids, err := c.IDs(t.Context(), n, "acme")
+		require.NoError(t, err)
+		assert.Equal(t, []string{"before"}, ids, "%s applied nothing of the aborted round", n.Name)
+	}
+	assert.Equal(t, int64(1), mustCount(t, c, "acme"))
+
+	// The counter that refused is resynced and writes go on.
+	release()
+	require.Eventually(t, func() bool { return c.LiveCount(t.Context()) == 3 }, waitFor, tick)
+	mustAdd(t, c, items("acme", "after")...)
+	assert.Equal(t, int64(2), mustCount(t, c, "acme"))
+}
+
+func TestCluster_NoCounterReachable503ThenRecovers(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{})
+	mustAdd(t, c, items("acme", "a", "b")...)
+
+	var heal []func()
+	for _, n := range c.Counters {
+		heal = append(heal, c.Faults.Add(clustertest.Rule{Host: n.Host(), Fault: clustertest.Drop}))
+	}
+	resp, err := c.Add(t.Context(), items("acme", "c")...)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.Status, "%s", resp.Body)
+	require.Eventually(t, func() bool { return c.LiveCount(t.Context()) == 0 }, waitFor, tick)
+	resp, err = c.Do(t.Context(), http.MethodGet, "/items/acme/count", nil)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.Status)
+	assert.Equal(t, wire.CodeUnavailable, resp.Error().Code)
+
+	for _, h := range heal {
+		h()
+	}
+	require.Eventually(t, func() bool { return c.LiveCount(t.Context()) == 3 }, waitFor, tick)
+	assert.Equal(t, int64(2), mustCount(t, c, "acme"), "the data survived: the counters only lost contact")
+	mustAdd(t, c, items("acme", "c")...)
+	assert.Equal(t, int64(3), mustCount(t, c, "acme"))
+}
+
+func TestCluster_AllCountersRestartedServiceRecovers(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{})
+	mustAdd(t, c, items("acme", "a")...)
+	for _, n := range c.Counters {
+		n.Stop()
+	}
+	resp, err := c.Add(t.Context(), items("acme", "b")...)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.Status)
+
+	for _, n := range c.Counters {
+		n.Start(t)
+	}
+	// Every copy was lost with its process (no disk yet), but the service
+	// must work again.
+	require.Eventually(t, func() bool {
+		resp, err := c.Add(t.Context(), items("acme", "b")...)
+		return err == nil && resp.Status == http.StatusOK
+	}, waitFor, tick)
+	n, err := c.Count(t.Context(), "acme")
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, n, int64(1))
+}
+
+func TestCluster_CoordinatorRestartKeepsData(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{})
+	mustAdd(t, c, items("acme", "a", "b")...)
+	before, err := c.Members(t.Context())
+	require.NoError(t, err)
+
+	c.Coordinator.Stop()
+	c.Coordinator.Start(t)
+	require.Eventually(t, func() bool { return c.LiveCount(t.Context()) == 3 }, waitFor, tick)
+
+	after, err := c.Members(t.Context())
+	require.NoError(t, err)
+	assert.Greater(t, after.Epoch, before.Epoch, "a restarted coordinator runs a new epoch")
+	assert.Equal(t, int64(2), mustCount(t, c, "acme"))
+	mustAdd(t, c, items("acme", "c")...)
+	assert.Equal(t, int64(3), mustCount(t, c, "acme"))
+}
+
+func TestCluster_PausedCounterNeverServesStaleCount(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{Counters: 2})
+	paused := c.Counters[0]
+	mustAdd(t, c, items("acme", "a")...)
+
+	resume := c.Faults.Add(clustertest.Rule{Host: paused.Host(), Fault: clustertest.Hold})
+	for i := range 10 {
+		mustAdd(t, c, items("acme", fmt.Sprintf("p-%d", i))...)
+	}
+	resume() // held messages arrive late, out of date
+	want := int64(11)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	for ctx.Err() == nil && c.LiveCount(t.Context()) < 2 {
+		n, err := c.Count(t.Context(), "acme")
+		require.NoError(t, err)
+		require.Equal(t, want, n, "a read never misses an acknowledged write")
+	}
+	require.Eventually(t, func() bool { return c.LiveCount(t.Context()) == 2 }, waitFor, tick)
+	for range 20 {
+		assert.Equal(t, want, mustCount(t, c, "acme"))
+	}
+}

@@ -1,0 +1,70 @@
+package coordinator_test
+
+import (
+	"os"
+	"reflect"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/distributed-counter/distributed-counter/internal/coordinator"
+	"github.com/distributed-counter/distributed-counter/internal/counter"
+)
+
+func TestConfig_DefaultsAreValid(t *testing.T) {
+	var cc coordinator.Config
+	require.NoError(t, envconfig.Process("", &cc))
+	assert.NoError(t, cc.Validate())
+	assert.Equal(t, 10*time.Second, cc.HealthInterval)
+	assert.Equal(t, 4, cc.RecoveryTries)
+
+	var kc counter.Config
+	require.NoError(t, envconfig.Process("", &kc))
+	kc = kc.WithDefaults("host")
+	assert.NoError(t, kc.Validate())
+	assert.Equal(t, "http://host:8080", kc.AdvertiseURL)
+}
+
+func TestConfig_ValidateNamesEveryProblem(t *testing.T) {
+	cfg := coordinator.Config{HTTPPort: 70000, HealthInterval: 0, RequestTimeout: time.Second, CounterTimeout: time.Second,
+		SyncTimeout: time.Second, ShutdownTimeout: time.Second, MinLiveCounters: 0, MaxBatchItems: 1, MaxBodyBytes: 1, LogLevel: "loud"}
+	err := cfg.Validate()
+	require.Error(t, err)
+	for _, want := range []string{"HTTP_PORT", "HEALTH_INTERVAL", "MIN_LIVE_COUNTERS", "LOG_LEVEL"} {
+		assert.Contains(t, err.Error(), want)
+	}
+
+	kc := counter.Config{CoordinatorURL: "coordinator:8080", AdvertiseURL: "http://x/path", RegisterInterval: time.Second,
+		CoordinatorTimeout: time.Second, SyncTimeout: time.Second, ShutdownTimeout: time.Second, MaxRoundBytes: 1, LogLevel: "info"}
+	err = kc.Validate()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "COORDINATOR_URL")
+	assert.Contains(t, err.Error(), "ADVERTISE_URL")
+}
+
+// TestEnvDist_ListsEveryVariable keeps .env.dist and the two Config types equal.
+func TestEnvDist_ListsEveryVariable(t *testing.T) {
+	data, err := os.ReadFile("../../.env.dist")
+	require.NoError(t, err)
+	documented := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^#?\s*([A-Z][A-Z0-9_]*)=`).FindAllStringSubmatch(string(data), -1) {
+		documented[m[1]] = true
+	}
+	want := map[string]bool{"DEBUG_PORT": true, "COUNTERS": true} // read by docker compose, not by the binaries
+	for _, cfg := range []any{coordinator.Config{}, counter.Config{}} {
+		typ := reflect.TypeOf(cfg)
+		for i := range typ.NumField() {
+			want[typ.Field(i).Tag.Get("envconfig")] = true
+		}
+	}
+	for name := range want {
+		assert.True(t, documented[name], "%s is missing from .env.dist", name)
+	}
+	for name := range documented {
+		assert.True(t, want[name], ".env.dist documents %s, which nothing reads", name)
+	}
+}

@@ -1,0 +1,255 @@
+package ledger_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/distributed-counter/distributed-counter/internal/ledger"
+	"github.com/distributed-counter/distributed-counter/internal/wire"
+)
+
+const epoch = 7
+
+func rid(seq uint64) wire.RoundID { return wire.RoundID{Epoch: epoch, Seq: seq} }
+
+func items(tenant string, ids ...string) []wire.Item {
+	out := make([]wire.Item, len(ids))
+	for i, id := range ids {
+		out[i] = wire.Item{ID: id, Tenant: tenant}
+	}
+	return out
+}
+
+// ready returns a ledger that joined an empty cluster.
+func ready(t *testing.T) *ledger.Ledger {
+	t.Helper()
+	l := ledger.New("c1", "inc-1")
+	resp, err := l.Join(wire.JoinRequest{Epoch: epoch, ClusterID: "cl"})
+	require.NoError(t, err)
+	require.True(t, resp.Complete)
+	return l
+}
+
+// commit runs one whole round on l.
+func commit(t *testing.T, l *ledger.Ledger, seq, stable uint64, its ...wire.Item) {
+	t.Helper()
+	require.NoError(t, l.Prepare(wire.PrepareRequest{Round: rid(seq), Stable: stable, Items: its}))
+	require.NoError(t, l.Commit(wire.DecisionRequest{Round: rid(seq), Stable: stable}))
+}
+
+func count(t *testing.T, l *ledger.Ledger, fence uint64, tenant string) int64 {
+	t.Helper()
+	n, err := l.Count(epoch, fence, tenant)
+	require.NoError(t, err)
+	return n
+}
+
+func TestLedger_CountsDistinctIDsPerTenant(t *testing.T) {
+	l := ready(t)
+	commit(t, l, 1, 0, append(items("acme", "a", "b", "a"), items("globex", "a")...)...)
+	commit(t, l, 2, 1, items("acme", "b", "c")...)
+
+	assert.Equal(t, int64(3), count(t, l, 2, "acme"))
+	assert.Equal(t, int64(1), count(t, l, 2, "globex"))
+	assert.Equal(t, int64(0), count(t, l, 2, "nobody"))
+	assert.Equal(t, []string{"a", "b", "c"}, l.IDs("acme"))
+}
+
+func TestLedger_ReadsSeeOnlyStableRounds(t *testing.T) {
+	l := ready(t)
+	commit(t, l, 1, 0, items("acme", "a")...)
+	// Round 1 is committed here, but no message said it is stable yet: a
+	// fenced read at 0 must not see it, or a read served by a counter that
+	// has not committed it yet could go backwards.
+	assert.Equal(t, int64(0), count(t, l, 0, "acme"))
+	lc, last, err := l.LocalCount("acme")
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), lc, "the local view includes every applied round")
+	assert.Equal(t, rid(1), last)
+
+	assert.Equal(t, int64(1), count(t, l, 1, "acme"), "a fence at 1 makes it visible")
+}
+
+func TestLedger_RefusesReadsAheadOfWhatItApplied(t *testing.T) {
+	l := ready(t)
+	commit(t, l, 1, 0, items("acme", "a")...)
+	_, err := l.Count(epoch, 2, "acme")
+	assert.ErrorIs(t, err, ledger.ErrBehind)
+}
+
+func TestLedger_RefusesOlderEpochs(t *testing.T) {
+	l := ready(t)
+	_, err := l.Count(epoch-1, 0, "acme")
+	assert.ErrorIs(t, err, ledger.ErrStaleEpoch)
+	err = l.Prepare(wire.PrepareRequest{Round: wire.RoundID{Epoch: epoch - 1, Seq: 1}})
+	assert.ErrorIs(t, err, ledger.ErrStaleEpoch)
+}
+
+func TestLedger_PrepareRules(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   func(t *testing.T, l *ledger.Ledger)
+		prepare wire.PrepareRequest
+		wantErr error
+	}{
+		{"next round", func(*testing.T, *ledger.Ledger) {}, wire.PrepareRequest{Round: rid(1)}, nil},
+		{"gap: a round was missed", func(*testing.T, *ledger.Ledger) {}, wire.PrepareRequest{Round: rid(2)}, ledger.ErrOutOfOrder},
+		{"late prepare of a decided round", func(t *testing.T, l *ledger.Ledger) { commit(t, l, 1, 0) },
+			wire.PrepareRequest{Round: rid(1)}, ledger.ErrOutOfOrder},
+		{"late prepare of an aborted round that never arrived", func(t *testing.T, l *ledger.Ledger) {
+			require.NoError(t, l.Abort(wire.DecisionRequest{Round: rid(1)}))
+		}, wire.PrepareRequest{Round: rid(1)}, ledger.ErrOutOfOrder},
+		{"duplicate prepare votes the same", func(t *testing.T, l *ledger.Ledger) {
+			require.NoError(t, l.Prepare(wire.PrepareRequest{Round: rid(1)}))
+		}, wire.PrepareRequest{Round: rid(1)}, nil},
+		{"another round while one is undecided", func(t *testing.T, l *ledger.Ledger) {
+			require.NoError(t, l.Prepare(wire.PrepareRequest{Round: rid(1)}))
+		}, wire.PrepareRequest{Round: rid(2)}, ledger.ErrOutOfOrder},
+		{"previous decision travels with the next prepare", func(t *testing.T, l *ledger.Ledger) {
+			require.NoError(t, l.Prepare(wire.PrepareRequest{Round: rid(1)}))
+		}, wire.PrepareRequest{Round: rid(2), Prev: &wire.Decision{Round: rid(1), Commit: true}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := ready(t)
+			tt.setup(t, l)
+			err := l.Prepare(tt.prepare)
+			if tt.wantErr == nil {
+				assert.NoError(t, err)
+			} else {
+				assert.ErrorIs(t, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestLedger_IdleCounterTakesNoRounds(t *testing.T) {
+	l := ledger.New("c1", "inc-1")
+	assert.ErrorIs(t, l.Prepare(wire.PrepareRequest{Round: rid(1)}), ledger.ErrNotMember)
+	_, err := l.Count(epoch, 0, "acme")
+	assert.ErrorIs(t, err, ledger.ErrNotReady)
+}
+
+func TestLedger_CommitIsIdempotentAndNeedsAPrepare(t *testing.T) {
+	l := ready(t)
+	commit(t, l, 1, 0, items("acme", "a")...)
+	assert.NoError(t, l.Commit(wire.DecisionRequest{Round: rid(1), Stable: 1}), "a retried commit succeeds")
+	assert.Equal(t, int64(1), count(t, l, 1, "acme"), "and applies nothing twice")
+	assert.ErrorIs(t, l.Commit(wire.DecisionRequest{Round: rid(2)}), ledger.ErrUnknownRound)
+}
+
+func TestLedger_PrevDecisionResolvesAMissedCommit(t *testing.T) {
+	l := ready(t)
+	require.NoError(t, l.Prepare(wire.PrepareRequest{Round: rid(1), Items: items("acme", "a")}))
+	// The commit of round 1 is lost; round 2 carries it.
+	require.NoError(t, l.Prepare(wire.PrepareRequest{Round: rid(2), Stable: 1, Prev: &wire.Decision{Round: rid(1), Commit: true}}))
+	assert.Equal(t, int64(1), count(t, l, 1, "acme"))
+}
+
+func TestLedger_AbortDropsTheRound(t *testing.T) {
+	l := ready(t)
+	require.NoError(t, l.Prepare(wire.PrepareRequest{Round: rid(1), Items: items("acme", "a")}))
+	require.NoError(t, l.Abort(wire.DecisionRequest{Round: rid(1)}))
+	commit(t, l, 2, 2, items("acme", "b")...)
+	assert.Equal(t, int64(1), count(t, l, 2, "acme"))
+	assert.Equal(t, []string{"b"}, l.IDs("acme"))
+}
+
+// joinFrom joins l to a cluster at the given position.
+func joinFrom(t *testing.T, l *ledger.Ledger, last wire.Decision, committed wire.RoundID, stable uint64) wire.JoinResponse {
+	t.Helper()
+	resp, err := l.Join(wire.JoinRequest{Epoch: epoch, ClusterID: "cl", Last: last, Committed: committed, Stable: stable})
+	require.NoError(t, err)
+	return resp
+}
+
+func TestLedger_JoinKeepsAMatchingHistory(t *testing.T) {
+	l := ready(t)
+	commit(t, l, 1, 0, items("acme", "a")...)
+	// The cluster went on with an aborted round 2 that this counter missed.
+	resp := joinFrom(t, l, wire.Decision{Round: rid(2)}, rid(1), 1)
+	assert.True(t, resp.Complete)
+	assert.Equal(t, int64(1), count(t, l, 1, "acme"))
+	commit(t, l, 3, 1, items("acme", "b")...)
+	assert.Equal(t, int64(2), count(t, l, 3, "acme"))
+}
+
+func TestLedger_JoinBehindSyncsFromItsStablePrefix(t *testing.T) {
+	source := ready(t)
+	joiner := ready(t)
+	commit(t, source, 1, 0, items("acme", "a")...)
+	commit(t, joiner, 1, 0, items("acme", "a")...)
+	commit(t, source, 2, 1, items("acme", "b")...)
+	commit(t, joiner, 2, 1, items("acme", "b")...) // committed, not yet known stable: may be dropped
+	commit(t, source, 3, 2, items("acme", "c")...)
+	commit(t, source, 4, 3, items("globex", "x")...)
+
+	resp := joinFrom(t, joiner, wire.Decision{Round: rid(4), Commit: true}, rid(4), 3)
+	require.False(t, resp.Complete)
+	assert.Equal(t, uint64(1), resp.Since, "rows up to the last stable seq it knew are kept")
+	_, err := joiner.Count(epoch, 4, "acme")
+	assert.ErrorIs(t, err, ledger.ErrNotReady, "no reads before the snapshot")
+
+	// A round after the join point arrives before the snapshot: it re-adds
+	// an id the snapshot also carries, which must count once.
+	require.NoError(t, joiner.Prepare(wire.PrepareRequest{Round: rid(5), Stable: 4, Items: items("acme", "c", "d")}))
+	require.NoError(t, joiner.Commit(wire.DecisionRequest{Round: rid(5), Stable: 4}))
+
+	rows, err := source.Snapshot(resp.Since, 4)
+	require.NoError(t, err)
+	assert.Len(t, rows, 3, "b, c and x")
+	require.NoError(t, joiner.Merge(4, rows))
+	require.NoError(t, joiner.FinishSync(4))
+
+	assert.Equal(t, int64(3), count(t, joiner, 4, "acme"), "a, b, c as of seq 4")
+	assert.Equal(t, int64(4), count(t, joiner, 5, "acme"), "and d at seq 5")
+	assert.Equal(t, int64(1), count(t, joiner, 5, "globex"))
+}
+
+func TestLedger_JoinOfAnotherHistoryWipes(t *testing.T) {
+	l := ready(t)
+	commit(t, l, 1, 1, items("acme", "a")...)
+	resp, err := l.Join(wire.JoinRequest{Epoch: epoch, ClusterID: "other", Last: wire.Decision{Round: rid(5), Commit: true}, Committed: rid(5)})
+	require.NoError(t, err)
+	assert.False(t, resp.Complete)
+	assert.Equal(t, uint64(0), resp.Since)
+	assert.Empty(t, l.IDs("acme"))
+}
+
+func TestLedger_MergeRefusesRowsOutsideTheSession(t *testing.T) {
+	l := ready(t)
+	commit(t, l, 1, 1, items("acme", "a")...)
+	resp := joinFrom(t, l, wire.Decision{Round: rid(3), Commit: true}, rid(3), 3)
+	require.False(t, resp.Complete)
+	assert.ErrorIs(t, l.Merge(2, nil), ledger.ErrSyncMismatch, "wrong join point")
+	assert.ErrorIs(t, l.Merge(3, []wire.SnapshotEntry{{Tenant: "acme", ID: "z", Seq: 4}}), ledger.ErrSyncMismatch, "row after the join point")
+	assert.ErrorIs(t, l.Merge(3, []wire.SnapshotEntry{{Tenant: "acme", ID: "z", Seq: 1}}), ledger.ErrSyncMismatch, "row in the kept prefix")
+}
+
+func TestLedger_SnapshotNeedsAppliedRows(t *testing.T) {
+	l := ready(t)
+	commit(t, l, 1, 0, items("acme", "a")...)
+	_, err := l.Snapshot(0, 2)
+	assert.ErrorIs(t, err, ledger.ErrBehind)
+}
+
+func TestLedger_StatusReportsPosition(t *testing.T) {
+	l := ready(t)
+	require.NoError(t, l.Prepare(wire.PrepareRequest{Round: rid(1), View: []string{"c1", "c2"}, Items: items("acme", "a")}))
+	st := l.Status()
+	assert.Equal(t, wire.ModeReady, st.Mode)
+	require.NotNil(t, st.Staged)
+	assert.Equal(t, rid(1), *st.Staged)
+	assert.Equal(t, []string{"c1", "c2"}, st.View)
+	assert.Equal(t, rid(1), st.ViewRound)
+
+	require.NoError(t, l.Commit(wire.DecisionRequest{Round: rid(1)}))
+	st = l.Status()
+	assert.Nil(t, st.Staged)
+	assert.Equal(t, rid(1), st.Last)
+	assert.Equal(t, rid(1), st.Committed)
+	assert.True(t, st.LastCommitted)
+	assert.Equal(t, 1, st.Items)
+}

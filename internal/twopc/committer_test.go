@@ -1,0 +1,248 @@
+package twopc_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/distributed-counter/distributed-counter/internal/twopc"
+	"github.com/distributed-counter/distributed-counter/internal/wire"
+)
+
+// refusal is a "no" vote.
+type refusal struct{}
+
+func (refusal) Error() string  { return "no" }
+func (refusal) Refused() bool { return true }
+
+var errUnreachable = errors.New("unreachable")
+
+// fakeNet records every message and answers per participant.
+type fakeNet struct {
+	mu       sync.Mutex
+	prepares map[string][]wire.PrepareRequest
+	commits  map[string][]wire.RoundID
+	aborts   map[string][]wire.RoundID
+	prepErr  map[string]error
+	commErr  map[string]error
+	block    chan struct{} // when set, prepares wait on it
+}
+
+func newFakeNet() *fakeNet {
+	return &fakeNet{
+		prepares: map[string][]wire.PrepareRequest{},
+		commits:  map[string][]wire.RoundID{},
+		aborts:   map[string][]wire.RoundID{},
+		prepErr:  map[string]error{},
+		commErr:  map[string]error{},
+	}
+}
+
+func (f *fakeNet) Prepare(ctx context.Context, id string, req wire.PrepareRequest) error {
+	f.mu.Lock()
+	block := f.block
+	f.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.prepares[id] = append(f.prepares[id], req)
+	return f.prepErr[id]
+}
+
+func (f *fakeNet) Commit(_ context.Context, id string, req wire.DecisionRequest) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.commits[id] = append(f.commits[id], req.Round)
+	return f.commErr[id]
+}
+
+func (f *fakeNet) Abort(_ context.Context, id string, req wire.DecisionRequest) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.aborts[id] = append(f.aborts[id], req.Round)
+	return nil
+}
+
+// fakeCluster is a fixed write set that records failures and acks.
+type fakeCluster struct {
+	mu     sync.Mutex
+	peers  []twopc.Peer
+	failed []string
+	acked  map[uint64][]string
+}
+
+func (c *fakeCluster) WriteSet() []twopc.Peer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []twopc.Peer
+	for _, p := range c.peers {
+		if !slices.Contains(c.failed, p.ID) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (c *fakeCluster) Failed(id string, _ error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failed = append(c.failed, id)
+}
+
+func (c *fakeCluster) RoundDone(seq uint64, _, acked []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.acked == nil {
+		c.acked = map[uint64][]string{}
+	}
+	c.acked[seq] = acked
+}
+
+func start(t *testing.T, minLive int, peers ...twopc.Peer) (*twopc.Committer, *fakeNet, *fakeCluster) {
+	t.Helper()
+	net, cl := newFakeNet(), &fakeCluster{peers: peers}
+	c := twopc.New(twopc.Config{MinLive: minLive, CallTimeout: time.Second, CommitAttempts: 2}, cl, net, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx, twopc.Position{Epoch: 3}); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return c, net, cl
+}
+
+func live(ids ...string) []twopc.Peer {
+	out := make([]twopc.Peer, len(ids))
+	for i, id := range ids {
+		out[i] = twopc.Peer{ID: id, Live: true}
+	}
+	return out
+}
+
+func item(tenant, id string) wire.Item { return wire.Item{ID: id, Tenant: tenant} }
+
+func TestCommitter_CommitsOnEveryParticipantInOrder(t *testing.T) {
+	c, net, _ := start(t, 1, live("a", "b", "c")...)
+	require.NoError(t, c.Submit(t.Context(), []wire.Item{item("t", "1")}))
+	require.NoError(t, c.Submit(t.Context(), []wire.Item{item("t", "2")}))
+
+	for _, id := range []string{"a", "b", "c"} {
+		assert.Equal(t, []wire.RoundID{{Epoch: 3, Seq: 1}, {Epoch: 3, Seq: 2}}, net.commits[id], id)
+		require.Len(t, net.prepares[id], 2)
+		assert.Equal(t, []string{"a", "b", "c"}, net.prepares[id][0].View)
+		assert.Equal(t, &wire.Decision{Round: wire.RoundID{Epoch: 3, Seq: 1}, Commit: true}, net.prepares[id][1].Prev,
+			"each prepare carries the previous decision")
+		assert.Equal(t, uint64(1), net.prepares[id][1].Stable, "and the stable watermark")
+	}
+	pos := c.Position()
+	assert.Equal(t, uint64(2), pos.Stable)
+	assert.Equal(t, wire.RoundID{Epoch: 3, Seq: 2}, pos.Committed)
+}
+
+func TestCommitter_AbortsWhenAnyVoteIsNo(t *testing.T) {
+	c, net, cl := start(t, 1, live("a", "b", "c")...)
+	net.prepErr["b"] = refusal{}
+	err := c.Submit(t.Context(), []wire.Item{item("t", "1")})
+	require.ErrorIs(t, err, twopc.ErrAborted)
+
+	for _, id := range []string{"a", "b", "c"} {
+		assert.Empty(t, net.commits[id], "%s got no commit", id)
+		assert.Equal(t, []wire.RoundID{{Epoch: 3, Seq: 1}}, net.aborts[id], "%s got the abort", id)
+	}
+	assert.Equal(t, []string{"b"}, cl.failed, "the refusing counter must resync")
+	pos := c.Position()
+	assert.Equal(t, uint64(0), pos.Stable)
+	assert.True(t, pos.Committed.IsZero())
+	assert.Equal(t, wire.Decision{Round: wire.RoundID{Epoch: 3, Seq: 1}}, pos.Last, "the seq is used up by the abort")
+}
+
+func TestCommitter_UnreachableParticipantIsDroppedAndRoundCompletes(t *testing.T) {
+	c, net, cl := start(t, 1, live("a", "b", "c")...)
+	net.prepErr["c"] = errUnreachable
+	require.NoError(t, c.Submit(t.Context(), []wire.Item{item("t", "1")}))
+	assert.Equal(t, []string{"c"}, cl.failed)
+	assert.Empty(t, net.commits["c"])
+	assert.Len(t, net.commits["a"], 1)
+	assert.Equal(t, []string{"a", "b"}, cl.acked[1])
+}
+
+func TestCommitter_BelowMinLiveIsUnavailable(t *testing.T) {
+	c, net, _ := start(t, 2, twopc.Peer{ID: "a", Live: true}, twopc.Peer{ID: "s", Live: false})
+	err := c.Submit(t.Context(), []wire.Item{item("t", "1")})
+	require.ErrorIs(t, err, twopc.ErrUnavailable)
+	assert.Empty(t, net.prepares, "nothing was sent")
+
+	require.NoError(t, c.Barrier(t.Context()), "an empty round needs one live counter only")
+}
+
+func TestCommitter_CommitFailureBelowMinLiveIsIndeterminate(t *testing.T) {
+	c, net, cl := start(t, 2, live("a", "b")...)
+	net.commErr["b"] = errUnreachable
+	err := c.Submit(t.Context(), []wire.Item{item("t", "1")})
+	require.ErrorIs(t, err, twopc.ErrOutcomeUnknown, "committed on fewer live counters than required")
+	assert.Equal(t, []string{"b"}, cl.failed)
+	assert.Len(t, net.commits["b"], 2, "the commit was retried")
+	assert.Equal(t, uint64(1), c.Position().Stable, "the decision is commit all the same")
+}
+
+func TestCommitter_GroupsConcurrentRequestsIntoOneRound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, net, _ := start(t, 1, live("a")...)
+		net.block = make(chan struct{})
+		first := make(chan error, 1)
+		go func() { first <- c.Submit(context.Background(), []wire.Item{item("t", "first")}) }()
+		synctest.Wait() // round 1 is blocked in prepare
+		errs := make([]error, 50)
+		var wg sync.WaitGroup
+		for i := range errs {
+			wg.Go(func() { errs[i] = c.Submit(context.Background(), []wire.Item{item("t", fmt.Sprint(i)), item("t", "dup")}) })
+		}
+		synctest.Wait() // all 50 are queued behind it
+		close(net.block)
+		require.NoError(t, <-first)
+		wg.Wait()
+		for _, err := range errs {
+			require.NoError(t, err)
+		}
+		net.mu.Lock()
+		defer net.mu.Unlock()
+		assert.Len(t, net.prepares["a"], 2, "51 requests, 2 rounds")
+		total := 0
+		for _, p := range net.prepares["a"] {
+			total += len(p.Items)
+		}
+		assert.Equal(t, 52, total, "every id once: first, 50 distinct, dup once")
+	})
+}
+
+func TestCommitter_DoRunsBetweenRounds(t *testing.T) {
+	c, _, _ := start(t, 1, live("a")...)
+	require.NoError(t, c.Submit(t.Context(), []wire.Item{item("t", "1")}))
+	var seen twopc.Position
+	require.NoError(t, c.Do(t.Context(), func(_ context.Context, pos *twopc.Position) error {
+		seen = *pos
+		pos.ClusterID = "changed"
+		return nil
+	}))
+	assert.Equal(t, uint64(1), seen.Last.Round.Seq)
+	assert.Equal(t, "changed", c.Position().ClusterID)
+}
+
+func TestCommitter_EmptySubmitIsANoop(t *testing.T) {
+	c, net, _ := start(t, 1, live("a")...)
+	require.NoError(t, c.Submit(t.Context(), nil))
+	assert.Empty(t, net.prepares)
+}

@@ -1,0 +1,67 @@
+package twopc_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/distributed-counter/distributed-counter/internal/twopc"
+	"github.com/distributed-counter/distributed-counter/internal/wire"
+)
+
+func rnd(epoch, seq uint64) wire.RoundID { return wire.RoundID{Epoch: epoch, Seq: seq} }
+
+func TestMissing_WaitsForEveryParticipantOfTheLatestRound(t *testing.T) {
+	tests := []struct {
+		name    string
+		reports map[string]wire.Status
+		want    []string
+	}{
+		{"no reports: fresh cluster", map[string]wire.Status{}, nil},
+		{"reports without views: nobody took part in a round", map[string]wire.Status{"a": {ID: "a"}}, nil},
+		{"a stale counter names the others", map[string]wire.Status{
+			"c": {ID: "c", View: []string{"a", "b", "c"}, ViewRound: rnd(1, 5)},
+		}, []string{"a", "b"}},
+		{"the latest view decides, not older ones", map[string]wire.Status{
+			"c": {ID: "c", View: []string{"a", "b", "c"}, ViewRound: rnd(1, 5)},
+			"b": {ID: "b", View: []string{"a", "b"}, ViewRound: rnd(1, 9)},
+		}, []string{"a"}},
+		{"closed", map[string]wire.Status{
+			"a": {ID: "a", View: []string{"a", "b"}, ViewRound: rnd(1, 9)},
+			"b": {ID: "b", View: []string{"a", "b"}, ViewRound: rnd(1, 9)},
+		}, nil},
+		{"a higher epoch is later at the same seq", map[string]wire.Status{
+			"a": {ID: "a", View: []string{"a"}, ViewRound: rnd(1, 9)},
+			"b": {ID: "b", View: []string{"b", "z"}, ViewRound: rnd(2, 9)},
+		}, []string{"z"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, twopc.Missing(tt.reports))
+		})
+	}
+}
+
+func TestResume_ContinuesFromTheMostAdvancedReadyCounter(t *testing.T) {
+	reports := map[string]wire.Status{
+		"a": {ID: "a", Mode: wire.ModeReady, ClusterID: "cl", Epoch: 4, Last: rnd(4, 7), Committed: rnd(4, 7), LastCommitted: true},
+		"b": {ID: "b", Mode: wire.ModeReady, ClusterID: "cl", Epoch: 4, Last: rnd(4, 6), Committed: rnd(4, 6), Staged: &wire.RoundID{Epoch: 4, Seq: 7}},
+		// A syncing counter may hold a later round, but not the data before it.
+		"s": {ID: "s", Mode: wire.ModeSyncing, ClusterID: "cl", Epoch: 5, Last: rnd(4, 8), Committed: rnd(4, 8)},
+	}
+	pos, seed := twopc.Resume(reports, 0, "new")
+	assert.Equal(t, "a", seed)
+	assert.Equal(t, uint64(6), pos.Epoch, "above every epoch seen")
+	assert.Equal(t, "cl", pos.ClusterID)
+	assert.Equal(t, wire.Decision{Round: rnd(4, 7), Commit: true}, pos.Last, "round 7, committed on a, is committed")
+	assert.Equal(t, rnd(4, 7), pos.Committed)
+	assert.Equal(t, uint64(7), pos.Stable)
+}
+
+func TestResume_FreshClusterAndEpochFloor(t *testing.T) {
+	pos, seed := twopc.Resume(map[string]wire.Status{"a": {ID: "a", Mode: wire.ModeIdle}}, 1000, "new")
+	assert.Empty(t, seed)
+	assert.Equal(t, uint64(1000), pos.Epoch)
+	assert.Equal(t, "new", pos.ClusterID)
+	assert.True(t, pos.Last.Round.IsZero())
+}
