@@ -1,0 +1,34 @@
+# Images of distributed-counter. Every stage is FROM scratch, so nothing is
+# pulled from a registry: the static binaries are built on the host by make
+# (CGO_ENABLED=0, -trimpath, stripped) and copied in. Build with make:
+#
+#   make images   # --target coordinator and --target counter, from bin/
+#   make dev      # --target debug, from bin/debug/ (delve + unoptimised binaries)
+#
+# The binaries check their own health (`<binary> healthcheck` asks
+# 127.0.0.1:$HTTP_PORT/health): a scratch image has no shell and no curl.
+
+FROM scratch AS coordinator
+COPY bin/coordinator /coordinator
+USER 65532:65532
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD ["/coordinator", "healthcheck"]
+ENTRYPOINT ["/coordinator"]
+
+FROM scratch AS counter
+COPY bin/counter /counter
+USER 65532:65532
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD ["/counter", "healthcheck"]
+ENTRYPOINT ["/counter"]
+
+# debug holds delve and both binaries built with -gcflags "all=-N -l"; the
+# compose override docker-compose.dev.yml runs each service under
+# `dlv exec --headless` and publishes the debugger. Kept last: the classic
+# builder builds every stage before the target, and bin/debug/ exists only
+# after `make dev`.
+FROM scratch AS debug
+COPY bin/debug/dlv bin/debug/coordinator bin/debug/counter /
+USER 65532:65532
+EXPOSE 8080 40000
+ENTRYPOINT ["/dlv"]
