@@ -33,6 +33,9 @@ func run() error {
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
 		return httpserver.Healthcheck(cfg.HTTPPort)
 	}
+	if len(os.Args) == 3 && os.Args[1] == "localcount" {
+		return httpserver.LocalCount(os.Stdout, cfg.HTTPPort, os.Args[2])
+	}
 	hostname, err := os.Hostname()
 	if err != nil {
 		return fmt.Errorf("hostname: %w", err)

@@ -1,12 +1,14 @@
 package httpserver
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 )
@@ -48,4 +50,34 @@ func Healthcheck(port int) error {
 		return fmt.Errorf("healthcheck: status %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// LocalCount asks the counter on this host's port for its own count of
+// tenantID (GET /items/{tenantID}/count) and writes the JSON answer to w. Any
+// answer but 200 is an error that carries the status and body: 409 means the
+// counter is still syncing. `make simulate` runs it with docker exec
+// (`counter localcount <tenant>`) to ask a counter from inside the compose
+// network, where its port is not published.
+func LocalCount(w io.Writer, port int, tenantID string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	u := "http://127.0.0.1:" + strconv.Itoa(port) + "/items/" + url.PathEscape(tenantID) + "/count"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Timeout: 3 * time.Second}).Do(req)
+	if err != nil {
+		return fmt.Errorf("localcount: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("localcount: read answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("localcount: status %d: %s", resp.StatusCode, bytes.TrimSpace(body))
+	}
+	_, err = w.Write(body)
+	return err
 }
