@@ -25,3 +25,99 @@ fmt: ## format the code
 
 local: build ## run a coordinator and COUNTERS counters as local processes (Ctrl-C stops them)
 	COUNTERS=$(COUNTERS) scripts/local.sh
+
+# --- Docker --------------------------------------------------------------------
+# Every image is built FROM scratch from the static binaries above, so nothing
+# is pulled. Settings the targets below need (HTTP_PORT, DEBUG_PORT, COUNTERS)
+# come from the command line or the environment, else .env, else .env.dist,
+# like Compose reads them.
+
+.PHONY: images debug-images up dev log down clean simulate docker-check
+
+PROJECT ?= distributed-counter
+IMAGE ?= distributed-counter
+DLV_VERSION ?= v1.27.2
+DEBUG_BIN := $(BIN)/debug
+COMPOSE_FILES := -f docker-compose.yml
+DEV_COMPOSE_FILES := $(COMPOSE_FILES) -f docker-compose.dev.yml
+UP_TIMEOUT ?= 60
+
+# Prefer Compose v2 (`docker compose`), fall back to v1 (`docker-compose`).
+ifndef COMPOSE
+COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
+	elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; fi)
+endif
+
+# dotenv FILE,VAR: the last value of VAR in FILE, empty when absent.
+dotenv = $(shell sed -n 's/^[[:space:]]*$(2)[[:space:]]*=[[:space:]]*//p' $(1) 2>/dev/null | tail -n 1)
+# setting VAR,DEFAULT: the command line or environment, else .env, else .env.dist, else DEFAULT.
+setting = $(if $(filter command environment,$(firstword $(origin $(1)))),$($(1)),$(or $(call dotenv,.env,$(1)),$(call dotenv,.env.dist,$(1)),$(2)))
+D_HTTP_PORT = $(call setting,HTTP_PORT,8080)
+D_DEBUG_PORT = $(call setting,DEBUG_PORT,40000)
+D_COUNTERS = $(call setting,COUNTERS,3)
+COMPOSE_ENV = HTTP_PORT=$(D_HTTP_PORT) DEBUG_PORT=$(D_DEBUG_PORT) COUNTERS=$(D_COUNTERS)
+
+.env: | .env.dist
+	cp .env.dist .env
+	@echo "created .env from .env.dist; edit .env to change the configuration"
+
+docker-check:
+	@test -n "$(COMPOSE)" || { echo "neither 'docker compose' nor 'docker-compose' found: install Docker Compose" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "the Docker engine is not reachable (docker info failed): start dockerd" >&2; exit 1; }
+
+images: build docker-check ## build the coordinator and counter images (FROM scratch)
+	docker build --target coordinator -t $(IMAGE)/coordinator:latest .
+	docker build --target counter -t $(IMAGE)/counter:latest .
+
+$(DEBUG_BIN)/dlv:
+	GOBIN=$(abspath $(DEBUG_BIN)) $(GO) install -trimpath -ldflags "-s -w" github.com/go-delve/delve/cmd/dlv@$(DLV_VERSION)
+
+debug-images: build $(DEBUG_BIN)/dlv docker-check ## build the debug image: delve and binaries built with -N -l
+	$(GO) build -gcflags "all=-N -l" -o $(DEBUG_BIN)/ ./cmd/coordinator ./cmd/counter
+	@# .dockerignore keeps the debug binaries out of every other build: send them as a tar context.
+	tar -c Dockerfile $(BIN)/coordinator $(BIN)/counter $(DEBUG_BIN)/dlv $(DEBUG_BIN)/coordinator $(DEBUG_BIN)/counter \
+		| docker build --target debug -t $(IMAGE)/debug:latest -
+
+# wait-api: poll the coordinator's API until it answers, or fail with the logs.
+define wait-api
+	@echo "waiting up to $(UP_TIMEOUT)s for http://localhost:$(D_HTTP_PORT) ..."
+	@for i in $$(seq 1 $(UP_TIMEOUT)); do \
+		if curl -fs -o /dev/null --max-time 2 localhost:$(D_HTTP_PORT)/items/healthcheck/count; then exit 0; fi; \
+		sleep 1; \
+	done; \
+	echo "the API did not answer within $(UP_TIMEOUT)s; last logs:" >&2; \
+	$(COMPOSE_ENV) $(COMPOSE) -p $(PROJECT) $(1) logs --no-color --tail=30 >&2; exit 1
+endef
+
+up: .env images ## build and start the coordinator and COUNTERS counters; waits until the API answers
+	$(COMPOSE_ENV) $(COMPOSE) -p $(PROJECT) $(COMPOSE_FILES) up -d --remove-orphans --scale counter=$(D_COUNTERS)
+	$(call wait-api,$(COMPOSE_FILES))
+	@echo "distributed-counter is up: coordinator on http://localhost:$(D_HTTP_PORT), $(D_COUNTERS) counters. Try:"
+	@echo "  curl -X POST localhost:$(D_HTTP_PORT)/items -d '[{\"id\":\"1\",\"tenant\":\"acme\"},{\"id\":\"2\",\"tenant\":\"acme\"}]'"
+	@echo "  curl localhost:$(D_HTTP_PORT)/items/acme/count"
+	@echo "  curl localhost:$(D_HTTP_PORT)/counters"
+	@echo "make log follows the logs; make down stops everything."
+
+dev: .env debug-images ## like up, but every service runs under delve (coordinator's on DEBUG_PORT)
+	$(COMPOSE_ENV) $(COMPOSE) -p $(PROJECT) $(DEV_COMPOSE_FILES) up -d --remove-orphans --scale counter=$(D_COUNTERS)
+	$(call wait-api,$(DEV_COMPOSE_FILES))
+	@echo "distributed-counter is up under delve: API on http://localhost:$(D_HTTP_PORT)."
+	@echo "  coordinator: dlv connect 127.0.0.1:$(D_DEBUG_PORT)"
+	@for i in $$(seq 1 $(D_COUNTERS)); do \
+		echo "  counter $$i:   dlv connect $$($(COMPOSE_ENV) $(COMPOSE) -p $(PROJECT) $(DEV_COMPOSE_FILES) port --index=$$i counter 40000)"; \
+	done
+	@echo "(or an IDE's Go remote configuration on those addresses; in dlv, 'quit -c' detaches and leaves the service running)"
+
+log: docker-check ## follow the logs of every container
+	$(COMPOSE_ENV) $(COMPOSE) -p $(PROJECT) $(COMPOSE_FILES) logs -f --tail=100
+
+down: docker-check ## stop and remove the containers and network that up or dev created
+	$(COMPOSE_ENV) $(COMPOSE) -p $(PROJECT) $(DEV_COMPOSE_FILES) down -v --remove-orphans
+
+clean: down ## down, then remove the images and bin/
+	docker image rm $(IMAGE)/coordinator:latest $(IMAGE)/counter:latest $(IMAGE)/debug:latest 2>/dev/null || true
+	rm -rf $(BIN)
+
+simulate: images ## run the failure scenario on a fresh 3-counter cluster and check every step
+	$(GO) build -o $(BIN)/ ./cmd/simulate
+	$(BIN)/simulate -compose "$(COMPOSE)" -file docker-compose.yml -project dcsim
