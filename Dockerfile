@@ -9,6 +9,7 @@
 # 127.0.0.1:$HTTP_PORT/health): a scratch image has no shell and no curl.
 
 FROM scratch AS coordinator
+LABEL distributed-counter.image="coordinator"
 COPY bin/coordinator /coordinator
 USER 65532:65532
 EXPOSE 8080
@@ -16,6 +17,7 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD ["/co
 ENTRYPOINT ["/coordinator"]
 
 FROM scratch AS counter
+LABEL distributed-counter.image="counter"
 COPY bin/counter /counter
 USER 65532:65532
 EXPOSE 8080
@@ -28,6 +30,7 @@ ENTRYPOINT ["/counter"]
 # builder builds every stage before the target, and bin/debug/ exists only
 # after `make dev`.
 FROM scratch AS debug
+LABEL distributed-counter.image="debug"
 COPY bin/debug/dlv bin/debug/coordinator bin/debug/counter /
 USER 65532:65532
 EXPOSE 8080 40000

@@ -116,6 +116,8 @@ down: docker-check ## stop and remove the containers and network that up or dev 
 
 clean: down ## down, then remove the images and bin/
 	docker image rm $(IMAGE)/coordinator:latest $(IMAGE)/counter:latest $(IMAGE)/debug:latest 2>/dev/null || true
+	@# Earlier builds left untagged: every image of this Dockerfile carries the label.
+	docker image prune -f --filter label=distributed-counter.image
 	rm -rf $(BIN)
 
 simulate: images ## run the failure scenario on a fresh 3-counter cluster and check every step
