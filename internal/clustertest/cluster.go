@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/distributed-counter/distributed-counter/internal/coordinator"
@@ -22,6 +21,14 @@ import (
 	"github.com/distributed-counter/distributed-counter/internal/remote"
 	"github.com/distributed-counter/distributed-counter/internal/wire"
 )
+
+// T is the part of T the cluster needs, so that a program (the
+// chaos soak) can run clusters too.
+type T interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
 
 // Options shape a test cluster. Zero values take the short defaults below.
 type Options struct {
@@ -93,7 +100,7 @@ type Node struct {
 }
 
 // Start runs a cluster for the duration of the test.
-func Start(t testing.TB, opts Options) *Cluster {
+func Start(t T, opts Options) *Cluster {
 	t.Helper()
 	opts = opts.withDefaults()
 	c := &Cluster{
@@ -104,7 +111,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 	c.counters = remote.NewCounters(c.Client)
 	c.Coordinator = c.newNode(t, "coordinator", func(ctx context.Context, ln net.Listener, self string) error {
 		cfg := CoordinatorConfig(opts)
-		return coordinator.Run(ctx, cfg, ln, c.nodeClient(), opts.Logger.With("proc", "coordinator"))
+		return coordinator.Run(ctx, cfg, ln, c.nodeClient("coordinator"), opts.Logger.With("proc", "coordinator"))
 	})
 	for i := range opts.Counters {
 		c.AddCounter(t, fmt.Sprintf("counter-%d", i+1))
@@ -142,7 +149,7 @@ func CoordinatorConfig(opts Options) coordinator.Config {
 }
 
 // AddCounter creates a counter node; call Start on it to run it.
-func (c *Cluster) AddCounter(t testing.TB, name string) *Node {
+func (c *Cluster) AddCounter(t T, name string) *Node {
 	t.Helper()
 	n := c.newNode(t, name, func(ctx context.Context, ln net.Listener, self string) error {
 		cfg := counter.Config{
@@ -155,19 +162,20 @@ func (c *Cluster) AddCounter(t testing.TB, name string) *Node {
 			ShutdownTimeout:    200 * time.Millisecond,
 			LogLevel:           "debug",
 		}
-		return counter.Run(ctx, cfg, ln, c.nodeClient(), c.opts.Logger.With("proc", name))
+		return counter.Run(ctx, cfg, ln, c.nodeClient(name), c.opts.Logger.With("proc", name))
 	})
 	c.Counters = append(c.Counters, n)
 	return n
 }
 
-// nodeClient is the outbound client of a node: every call goes through Faults.
-func (c *Cluster) nodeClient() *http.Client {
+// nodeClient is the outbound client of the named node: every call goes
+// through Faults.
+func (c *Cluster) nodeClient(from string) *http.Client {
 	base := &http.Transport{MaxIdleConnsPerHost: 64, Proxy: nil}
-	return &http.Client{Timeout: 10 * time.Second, Transport: c.Faults.Transport(base)}
+	return &http.Client{Timeout: 10 * time.Second, Transport: c.Faults.Transport(from, base)}
 }
 
-func (c *Cluster) newNode(t testing.TB, name string, run func(ctx context.Context, ln net.Listener, self string) error) *Node {
+func (c *Cluster) newNode(t T, name string, run func(ctx context.Context, ln net.Listener, self string) error) *Node {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -183,7 +191,7 @@ func (c *Cluster) newNode(t testing.TB, name string, run func(ctx context.Contex
 func (n *Node) Host() string { return n.addr }
 
 // Start runs the node (again) on its address.
-func (n *Node) Start(t testing.TB) {
+func (n *Node) Start(t T) {
 	t.Helper()
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -202,6 +210,7 @@ func (n *Node) Start(t testing.TB) {
 	}
 	if err != nil {
 		t.Fatalf("start %s on %s: %v", n.Name, n.addr, err)
+		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

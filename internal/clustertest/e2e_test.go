@@ -312,3 +312,34 @@ func TestCluster_PausedCounterNeverServesStaleCount(t *testing.T) {
 		assert.Equal(t, want, mustCount(t, c, "acme"))
 	}
 }
+
+func TestCluster_ReadsNeverSeeARoundBeforeItIsStable(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{Counters: 2, CounterTimeout: 5 * time.Second})
+	mustAdd(t, c, items("acme", "a")...)
+	a, b := c.Counters[0], c.Counters[1]
+
+	// The commit reaches a at once and b late: in between, a has applied
+	// the round and b has not. A read served by a must not count it, or a
+	// later read served by b would go backwards.
+	release := c.Faults.Add(clustertest.Rule{Host: b.Host(), Path: "/internal/commit", Fault: clustertest.Hold})
+	done := make(chan clustertest.Response, 1)
+	go func() {
+		resp, _ := c.Add(context.Background(), items("acme", "b")...)
+		done <- resp
+	}()
+	require.Eventually(t, func() bool {
+		lc, err := c.LocalCount(t.Context(), a, "acme")
+		return err == nil && lc.Count == 2
+	}, waitFor, tick, "a applied the round")
+	for range 30 {
+		assert.Equal(t, int64(1), mustCount(t, c, "acme"), "the round is not acknowledged yet")
+	}
+
+	release()
+	resp := <-done
+	assert.Equal(t, http.StatusOK, resp.Status)
+	for range 10 {
+		assert.Equal(t, int64(2), mustCount(t, c, "acme"), "acknowledged: every read counts it")
+	}
+}

@@ -36,8 +36,10 @@ const (
 // ErrInjected is the error of dropped requests and responses.
 var ErrInjected = errors.New("clustertest: injected network fault")
 
-// Rule selects requests by destination and path and injects a fault.
+// Rule selects requests by source, destination and path and injects a fault.
 type Rule struct {
+	// From matches the name of the sending node; empty matches every node.
+	From string
 	// Host matches the request's host:port; empty matches every host.
 	Host string
 	// Path matches a path prefix; empty matches every path.
@@ -49,8 +51,9 @@ type Rule struct {
 	Prob float64
 }
 
-func (r Rule) matches(req *http.Request) bool {
-	return (r.Host == "" || r.Host == req.URL.Host) && strings.HasPrefix(req.URL.Path, r.Path)
+func (r Rule) matches(from string, req *http.Request) bool {
+	return (r.From == "" || r.From == from) && (r.Host == "" || r.Host == req.URL.Host) &&
+		strings.HasPrefix(req.URL.Path, r.Path)
 }
 
 type rule struct {
@@ -104,12 +107,12 @@ func (f *Faults) Clear() {
 func (f *Faults) Wait() { f.wg.Wait() }
 
 // pick returns the first rule that matches and fires, if any.
-func (f *Faults) pick(req *http.Request) *rule {
+func (f *Faults) pick(from string, req *http.Request) *rule {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for id := range f.next {
 		r, ok := f.rules[id]
-		if !ok || !r.matches(req) {
+		if !ok || !r.matches(from, req) {
 			continue
 		}
 		if r.Prob > 0 && f.rng.Float64() >= r.Prob {
@@ -120,18 +123,19 @@ func (f *Faults) pick(req *http.Request) *rule {
 	return nil
 }
 
-// Transport wraps base with the rules.
-func (f *Faults) Transport(base http.RoundTripper) http.RoundTripper {
-	return &transport{faults: f, base: base}
+// Transport wraps base with the rules, for the calls of the node named from.
+func (f *Faults) Transport(from string, base http.RoundTripper) http.RoundTripper {
+	return &transport{faults: f, from: from, base: base}
 }
 
 type transport struct {
 	faults *Faults
+	from   string
 	base   http.RoundTripper
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	r := t.faults.pick(req)
+	r := t.faults.pick(t.from, req)
 	if r == nil {
 		return t.base.RoundTrip(req)
 	}

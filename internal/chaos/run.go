@@ -1,0 +1,430 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/distributed-counter/distributed-counter/internal/clustertest"
+	"github.com/distributed-counter/distributed-counter/internal/wire"
+)
+
+// Config shapes one chaos run. The same seed gives the same schedule of
+// client choices and faults (timing on a real network still varies).
+type Config struct {
+	Seed     uint64
+	Counters int
+	Clients  int
+	Tenants  int
+	// Duration is how long clients send load and the nemesis injects faults.
+	Duration time.Duration
+	// MaxOpsPerClient bounds the load whatever the duration.
+	MaxOpsPerClient int
+	// Calm disables the nemesis.
+	Calm bool
+	// CheckTimeout bounds porcupine.
+	CheckTimeout time.Duration
+	// ArtifactDir receives the HTML visualisation of a failed run.
+	ArtifactDir string
+	Logger      *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	c.Counters = cmpOr(c.Counters, 3)
+	c.Clients = cmpOr(c.Clients, 6)
+	c.Tenants = cmpOr(c.Tenants, 3)
+	c.Duration = cmpOr(c.Duration, 3*time.Second)
+	c.MaxOpsPerClient = cmpOr(c.MaxOpsPerClient, 400)
+	c.CheckTimeout = cmpOr(c.CheckTimeout, 30*time.Second)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Result is the outcome of one run.
+type Result struct {
+	Seed   uint64
+	Ops    int
+	Faults int
+	Report Report
+	// Events is the nemesis's log.
+	Events []string
+	// Artifact is the path of the visualisation written for a failed run.
+	Artifact string
+}
+
+// Failed reports whether the run found a violation.
+func (r Result) Failed() bool { return len(r.Report.Violations) > 0 }
+
+// Run starts a cluster, runs clients and the nemesis for cfg.Duration,
+// heals every fault, lets the cluster settle, and checks the history.
+func Run(t clustertest.T, cfg Config) Result {
+	cfg = cfg.withDefaults()
+	res := Result{Seed: cfg.Seed}
+	c := clustertest.Start(t, clustertest.Options{
+		Counters:       cfg.Counters,
+		HealthInterval: 50 * time.Millisecond,
+		CounterTimeout: 250 * time.Millisecond,
+		RecoveryTries:  4,
+		RecoveryGrace:  100 * time.Millisecond,
+		Seed:           cfg.Seed,
+		Logger:         cfg.Logger,
+	})
+	ctx := context.Background()
+	if err := waitUntil(ctx, 10*time.Second, func() bool { return c.LiveCount(ctx) == cfg.Counters }); err != nil {
+		t.Fatalf("seed %d: cluster never became live: %v", cfg.Seed, err)
+	}
+
+	h := NewHistory()
+	tenants := make([]string, cfg.Tenants)
+	for i := range tenants {
+		tenants[i] = fmt.Sprintf("tenant-%d", i)
+	}
+	n := &nemesis{c: c, rng: rand.New(rand.NewPCG(cfg.Seed, 1)), h: h, counters: cfg.Counters}
+
+	loadCtx, stop := context.WithTimeout(ctx, cfg.Duration)
+	defer stop()
+	var wg sync.WaitGroup
+	var clientIDs atomic.Int64
+	clientIDs.Store(int64(cfg.Clients))
+	for i := range cfg.Clients {
+		wg.Go(func() {
+			w := &worker{c: c, h: h, id: i, next: &clientIDs, tenants: tenants,
+				rng: rand.New(rand.NewPCG(cfg.Seed, uint64(100+i)))}
+			w.run(loadCtx, cfg.MaxOpsPerClient)
+		})
+	}
+	if !cfg.Calm {
+		wg.Go(func() { n.run(loadCtx) })
+	}
+	wg.Wait()
+
+	n.healAll(t)
+	final, err := settle(ctx, c, tenants)
+	if err != nil {
+		res.Report.Violations = append(res.Report.Violations, Violation{Check: "availability", Tenant: "*", Detail: err.Error()})
+	}
+	ops := h.Ops()
+	res.Ops, res.Faults, res.Events = len(ops), n.faults, n.events
+	report := Check(ops, final, cfg.CheckTimeout)
+	report.Violations = append(res.Report.Violations, report.Violations...)
+	res.Report = report
+	if res.Failed() && cfg.ArtifactDir != "" {
+		res.Artifact = writeArtifacts(cfg, res, n.annotations, ops)
+	}
+	return res
+}
+
+// writeArtifacts writes the porcupine page and the raw history of a failed run.
+func writeArtifacts(cfg Config, res Result, notes []porcupine.Annotation, ops []Op) string {
+	if err := os.MkdirAll(cfg.ArtifactDir, 0o755); err != nil {
+		return ""
+	}
+	base := filepath.Join(cfg.ArtifactDir, fmt.Sprintf("chaos-seed-%d", cfg.Seed))
+	res.Report.info.AddAnnotations(notes)
+	if err := res.Report.Visualize(base + ".html"); err != nil {
+		cfg.Logger.Warn("visualisation not written", "err", err)
+	}
+	if data, err := json.MarshalIndent(struct {
+		Seed       uint64
+		Violations []Violation
+		Events     []string
+		Ops        []Op
+	}{cfg.Seed, res.Report.Violations, res.Events, ops}, "", " "); err == nil {
+		_ = os.WriteFile(base+".json", data, 0o644)
+	}
+	return base + ".html"
+}
+
+// settle waits until every counter is live again, then reads the final
+// state: the coordinator's count and every counter's ids, per tenant.
+func settle(ctx context.Context, c *clustertest.Cluster, tenants []string) (Final, error) {
+	final := Final{Counts: map[string]int64{}, IDs: map[string]map[string][]string{}}
+	if err := waitUntil(ctx, 20*time.Second, func() bool { return c.LiveCount(ctx) == len(c.Counters) }); err != nil {
+		return final, fmt.Errorf("counters not all live after healing: %w", err)
+	}
+	// One write through every live counter makes each learn that the last
+	// round is stable, so their fenced reads and ids agree.
+	if err := waitUntil(ctx, 10*time.Second, func() bool {
+		resp, err := c.Add(ctx, wire.Item{ID: "settle", Tenant: "chaos-settle"})
+		return err == nil && resp.Status == http.StatusOK
+	}); err != nil {
+		return final, fmt.Errorf("no write succeeds after healing: %w", err)
+	}
+	for _, t := range tenants {
+		n, err := c.Count(ctx, t)
+		if err != nil {
+			return final, fmt.Errorf("final read of %s: %w", t, err)
+		}
+		final.Counts[t] = n
+		final.IDs[t] = map[string][]string{}
+		for _, node := range c.Counters {
+			ids, err := c.IDs(ctx, node, t)
+			if err != nil {
+				return final, fmt.Errorf("final ids of %s on %s: %w", t, node.Name, err)
+			}
+			final.IDs[t][node.Name] = ids
+		}
+	}
+	return final, nil
+}
+
+var errTimeout = errors.New("condition not met before the deadline")
+
+func waitUntil(ctx context.Context, d time.Duration, cond func() bool) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return errTimeout
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// worker is one client: it adds fresh ids, retries adds whose outcome it
+// did not learn, and reads counts, recording every operation.
+type worker struct {
+	c       *clustertest.Cluster
+	h       *History
+	id      int
+	next    *atomic.Int64
+	tenants []string
+	rng     *rand.Rand
+	seq     int
+	unknown []Op // adds to retry
+}
+
+func (w *worker) run(ctx context.Context, maxOps int) {
+	for range maxOps {
+		// A short pause between operations spreads the bounded load over
+		// the run, so faults meet traffic and histories stay small enough
+		// for porcupine.
+		think := time.NewTimer(time.Duration(w.rng.IntN(12)) * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			think.Stop()
+			return
+		case <-think.C:
+		}
+		tenant := w.tenants[w.rng.IntN(len(w.tenants))]
+		switch r := w.rng.Float64(); {
+		case r < 0.1 && len(w.unknown) > 0:
+			retry := w.unknown[0]
+			w.unknown = w.unknown[1:]
+			w.add(ctx, retry.Tenant, retry.IDs)
+		case r < 0.55:
+			ids := make([]string, 1+w.rng.IntN(3))
+			for i := range ids {
+				w.seq++
+				ids[i] = fmt.Sprintf("w%d-%d", w.id, w.seq)
+			}
+			w.add(ctx, tenant, ids)
+		default:
+			w.read(ctx, tenant)
+		}
+	}
+}
+
+// opTimeout bounds each client request; longer than the coordinator needs
+// to give up on a paused counter, so most outcomes are known.
+const opTimeout = 3 * time.Second
+
+func (w *worker) add(ctx context.Context, tenant string, ids []string) {
+	its := make([]wire.Item, len(ids))
+	for i, id := range ids {
+		its[i] = wire.Item{ID: id, Tenant: tenant}
+	}
+	op := Op{Client: w.id, Kind: Add, Tenant: tenant, IDs: ids, Call: w.h.Now()}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
+	resp, err := w.c.Add(rctx, its...)
+	cancel()
+	op.Return = w.h.Now()
+	switch {
+	case err == nil && resp.Status == http.StatusOK:
+		op.Outcome = OK
+	case err == nil && resp.Status == http.StatusServiceUnavailable && resp.Error().Code == wire.CodeUnavailable:
+		op.Outcome = Failed // the coordinator promises nothing was applied
+	default:
+		op.Outcome = Unknown
+	}
+	w.h.Record(op)
+	if op.Outcome == Unknown {
+		w.unknown = append(w.unknown, op)
+		// Like Jepsen: a client whose op may still take effect is replaced
+		// by a new one, so its ops stay sequential in the history.
+		w.id = int(w.next.Add(1)) - 1
+	}
+}
+
+func (w *worker) read(ctx context.Context, tenant string) {
+	op := Op{Client: w.id, Kind: Read, Tenant: tenant, Call: w.h.Now()}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
+	n, err := w.c.Count(rctx, tenant)
+	cancel()
+	op.Return = w.h.Now()
+	op.Count = n
+	op.Outcome = OK
+	if err != nil {
+		op.Outcome = Failed
+	}
+	w.h.Record(op)
+}
+
+// nemesis injects faults at random moments until its context ends.
+type nemesis struct {
+	c        *clustertest.Cluster
+	rng      *rand.Rand
+	h        *History
+	counters int
+
+	mu          sync.Mutex
+	faults      int
+	events      []string
+	annotations []porcupine.Annotation
+	heals       []func()
+	wg          sync.WaitGroup
+}
+
+func (n *nemesis) note(start, end int64, desc string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.events = append(n.events, fmt.Sprintf("%s..%s %s", ms(start), ms(end), desc))
+	n.annotations = append(n.annotations, porcupine.Annotation{Tag: "nemesis", Start: start, End: end, Description: desc})
+}
+
+func (n *nemesis) run(ctx context.Context) {
+	defer n.wg.Wait()
+	for {
+		pause := time.Duration(50+n.rng.IntN(200)) * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		n.inject(ctx)
+	}
+}
+
+// inject starts one fault and schedules its healing.
+func (n *nemesis) inject(ctx context.Context) {
+	c := n.c
+	target := n.rng.IntN(n.counters)
+	node := c.Counters[target]
+	dur := time.Duration(100+n.rng.IntN(600)) * time.Millisecond
+	var desc string
+	var heal func()
+	switch k := n.rng.IntN(100); {
+	case k < 20:
+		// Crash a counter, losing its state. Only while every counter is
+		// live, so at least one copy of the data always survives.
+		if c.LiveCount(ctx) != n.counters {
+			return
+		}
+		node.Stop()
+		desc = "crash " + node.Name
+		heal = func() { node.Start(nopT{}) }
+	case k < 40:
+		rm := c.Faults.Add(clustertest.Rule{Host: node.Host(), Fault: clustertest.Hold})
+		rm2 := c.Faults.Add(clustertest.Rule{From: node.Name, Fault: clustertest.Hold})
+		desc, heal = "pause "+node.Name, func() { rm(); rm2() }
+	case k < 55:
+		rm := c.Faults.Add(clustertest.Rule{Host: node.Host(), Fault: clustertest.Drop})
+		rm2 := c.Faults.Add(clustertest.Rule{From: node.Name, Fault: clustertest.Drop})
+		desc, heal = "partition "+node.Name, func() { rm(); rm2() }
+	case k < 62:
+		rm := c.Faults.Add(clustertest.Rule{Host: node.Host(), Fault: clustertest.Drop})
+		desc, heal = "one-way partition coordinator->"+node.Name, rm
+	case k < 72:
+		rm := c.Faults.Add(clustertest.Rule{Host: node.Host(), Fault: clustertest.DropResponse, Prob: 0.3})
+		desc, heal = "lose 30% of answers from "+node.Name, rm
+	case k < 82:
+		rm := c.Faults.Add(clustertest.Rule{Host: node.Host(), Fault: clustertest.Duplicate, Prob: 0.5})
+		desc, heal = "duplicate 50% of messages to "+node.Name, rm
+	case k < 86:
+		rm := c.Faults.Add(clustertest.Rule{Host: node.Host(), Fault: clustertest.Delay, Delay: time.Duration(n.rng.IntN(300)) * time.Millisecond, Prob: 0.5})
+		desc, heal = "delay messages to "+node.Name, rm
+	case k < 93:
+		// Commits reach this counter late: the others apply a round first.
+		rm := c.Faults.Add(clustertest.Rule{Host: node.Host(), Path: "/internal/commit", Fault: clustertest.Delay, Delay: time.Duration(20+n.rng.IntN(150)) * time.Millisecond})
+		desc, heal = "delay commits to "+node.Name, rm
+	default:
+		c.Coordinator.Stop()
+		c.Coordinator.Start(nopT{})
+		desc, heal, dur = "restart coordinator", func() {}, 0
+	}
+	start := n.h.Now()
+	n.mu.Lock()
+	n.faults++
+	n.heals = append(n.heals, heal)
+	idx := len(n.heals) - 1
+	n.mu.Unlock()
+	n.wg.Go(func() {
+		select {
+		case <-time.After(dur):
+		case <-ctx.Done():
+		}
+		n.healOne(idx)
+		n.note(start, n.h.Now(), desc)
+	})
+}
+
+func (n *nemesis) healOne(idx int) {
+	n.mu.Lock()
+	heal := n.heals[idx]
+	n.heals[idx] = nil
+	n.mu.Unlock()
+	if heal != nil {
+		heal()
+	}
+}
+
+// healAll ends every fault: rules removed, every stopped node started.
+func (n *nemesis) healAll(t clustertest.T) {
+	n.wg.Wait()
+	n.mu.Lock()
+	heals := slices.Clone(n.heals)
+	n.mu.Unlock()
+	for i := range heals {
+		n.healOne(i)
+	}
+	n.c.Faults.Clear()
+	for _, node := range append([]*clustertest.Node{n.c.Coordinator}, n.c.Counters...) {
+		if !node.Running() {
+			node.Start(t)
+		}
+	}
+}
+
+// nopT lets the nemesis restart nodes from its own goroutines; a failure
+// to restart shows as a node that never comes back, which settle reports.
+type nopT struct{}
+
+func (nopT) Helper()               {}
+func (nopT) Fatalf(string, ...any) {}
+func (nopT) Cleanup(func())        {}
