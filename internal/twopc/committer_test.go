@@ -21,7 +21,7 @@ import (
 // refusal is a "no" vote.
 type refusal struct{}
 
-func (refusal) Error() string  { return "no" }
+func (refusal) Error() string { return "no" }
 func (refusal) Refused() bool { return true }
 
 var errUnreachable = errors.New("unreachable")
@@ -208,7 +208,9 @@ func TestCommitter_GroupsConcurrentRequestsIntoOneRound(t *testing.T) {
 		errs := make([]error, 50)
 		var wg sync.WaitGroup
 		for i := range errs {
-			wg.Go(func() { errs[i] = c.Submit(context.Background(), []wire.Item{item("t", fmt.Sprint(i)), item("t", "dup")}) })
+			wg.Go(func() {
+				errs[i] = c.Submit(context.Background(), []wire.Item{item("t", fmt.Sprint(i)), item("t", "dup")})
+			})
 		}
 		synctest.Wait() // all 50 are queued behind it
 		close(net.block)
