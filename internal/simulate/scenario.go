@@ -173,12 +173,13 @@ func (r *runner) steps(ctx context.Context) error {
 	steps := []step{
 		{"start a fresh cluster", fmt.Sprintf("coordinator and %d counters running", counters), r.up},
 		{"counters registered", fmt.Sprintf("%d counters live, one per container; count of alpha is 0", counters), r.registered},
-		{"add items", "alpha=5 beta=3: every item counted once, duplicates too", func(ctx context.Context) (string, error) {
+		{"add items", "alpha=5 beta=3 bulk=2000: every item counted once, duplicates too", func(ctx context.Context) (string, error) {
 			return r.write(ctx,
 				append(append(items("alpha", 1, 5), items("alpha", 1, 1)...), items("beta", 1, 3)...),
-				append(items("alpha", 3, 3), items("beta", 2, 2)...))
+				append(items("alpha", 3, 3), items("beta", 2, 2)...),
+				items("bulk", 1, 2000))
 		}},
-		{"stop counter 1", "it is marked dead; writes and reads still work (alpha=8 beta=3)", func(ctx context.Context) (string, error) {
+		{"stop counter 1", "it is marked dead; writes and reads still work (alpha=8 beta=3 bulk=2000)", func(ctx context.Context) (string, error) {
 			var err error
 			if inc, err = r.incarnations(ctx); err != nil {
 				return "", err
@@ -188,9 +189,9 @@ func (r *runner) steps(ctx context.Context) error {
 				return saw, err
 			}
 			w, err := r.write(ctx, items("alpha", 6, 8))
-			return saw + "; " + w, err
+			return join(saw, w), err
 		}},
-		{"start counter 1", "it is back and caught up: live as a new process, its own counts exact (alpha=8 beta=3)", func(ctx context.Context) (string, error) {
+		{"start counter 1", "it is back and caught up: live as a new process, its own counts exact (alpha=8 beta=3 bulk=2000)", func(ctx context.Context) (string, error) {
 			return r.restart(ctx, inc, c1)
 		}},
 		{"stop counters 2 and 3", "both are marked dead", func(ctx context.Context) (string, error) {
@@ -200,45 +201,45 @@ func (r *runner) steps(ctx context.Context) error {
 			}
 			return r.stop(ctx, c2, c3)
 		}},
-		{"add items with counter 1 alone", "writes and reads work; counts exact (alpha=12 beta=6), also asked directly from counter 1", func(ctx context.Context) (string, error) {
-			w, err := r.write(ctx, append(items("alpha", 9, 12), items("beta", 4, 6)...))
+		{"add items with counter 1 alone", "writes and reads work; counts exact (alpha=12 beta=6 bulk=3000), also asked directly from counter 1", func(ctx context.Context) (string, error) {
+			w, err := r.write(ctx, append(items("alpha", 9, 12), items("beta", 4, 6)...), items("bulk", 1501, 3000))
 			if err != nil {
 				return w, err
 			}
 			d, err := r.direct(ctx, c1)
-			return w + "; " + d, err
+			return join(w, d), err
 		}},
-		{"start counters 2 and 3", "both back; every counter, asked directly, reports exactly alpha=12 beta=6", func(ctx context.Context) (string, error) {
+		{"start counters 2 and 3", "both back; every counter, asked directly, reports exactly alpha=12 beta=6 bulk=3000", func(ctx context.Context) (string, error) {
 			saw, err := r.restart(ctx, inc, c2, c3)
 			if err != nil {
 				return saw, err
 			}
 			d, err := r.direct(ctx, c1)
-			return saw + "; " + d, err
+			return join(saw, d), err
 		}},
-		{"keep counter 3 down past the removal threshold", fmt.Sprintf("dead, then removed after %d failed checks; writes and reads work without it (alpha=15 beta=7)", recoveryTries), func(ctx context.Context) (string, error) {
+		{"keep counter 3 down past the removal threshold", fmt.Sprintf("dead, then removed after %d more failed checks; writes and reads work without it (alpha=15 beta=7 bulk=3500)", recoveryTries), func(ctx context.Context) (string, error) {
 			saw, err := r.stop(ctx, c3)
 			if err != nil {
 				return saw, err
 			}
 			gone, err := r.removed(ctx, c3)
 			if err != nil {
-				return saw + "; " + gone, err
+				return join(saw, gone), err
 			}
-			w, err := r.write(ctx, append(items("alpha", 13, 15), items("beta", 7, 7)...))
-			return saw + "; " + gone + "; " + w, err
+			w, err := r.write(ctx, append(append(items("alpha", 13, 15), items("beta", 7, 7)...), items("bulk", 3001, 3500)...))
+			return join(saw, gone, w), err
 		}},
-		{"start counter 3 again", "it registers again and catches up; every counter, asked directly, reports exactly alpha=15 beta=7", func(ctx context.Context) (string, error) {
+		{"start counter 3 again", "it registers again and catches up; every counter, asked directly, reports exactly alpha=15 beta=7 bulk=3500", func(ctx context.Context) (string, error) {
 			saw, err := r.restart(ctx, nil, c3)
 			if err != nil {
 				return saw, err
 			}
 			d, err := r.direct(ctx, c1, c2)
 			if err != nil {
-				return saw + "; " + d, err
+				return join(saw, d), err
 			}
 			reads, err := r.reads(ctx)
-			return saw + "; " + d + "; API " + reads, err
+			return join(saw, d, "API "+reads), err
 		}},
 	}
 	for i, s := range steps {
@@ -249,10 +250,7 @@ func (r *runner) steps(ctx context.Context) error {
 				r.logf("%s | interrupted: %v", name, ctx.Err())
 				return ctx.Err()
 			}
-			if saw != "" {
-				saw += "; "
-			}
-			saw += err.Error()
+			saw = join(saw, err.Error())
 			r.logf("%s | expect: %s | saw: %s ✗", name, s.expect, saw)
 			return &Violation{Step: name, Expect: s.expect, Saw: saw}
 		}
@@ -328,7 +326,7 @@ func (r *runner) write(ctx context.Context, batches ...[]wire.Item) (string, err
 		saw += fmt.Sprintf(" (%d retried)", retries)
 	}
 	reads, err := r.reads(ctx)
-	return saw + "; " + reads, err
+	return join(saw, reads), err
 }
 
 // reads checks the coordinator's count of each tenant (all the model's
@@ -390,6 +388,11 @@ func (r *runner) incarnations(ctx context.Context) (map[int]string, error) {
 		}
 	}
 	return inc, nil
+}
+
+// join joins the non-empty observations of a step.
+func join(saw ...string) string {
+	return strings.Join(slices.DeleteFunc(saw, func(s string) bool { return s == "" }), "; ")
 }
 
 func find(cs wire.CountersResponse, c Container) (wire.CounterInfo, bool) {
@@ -472,7 +475,7 @@ func (r *runner) restart(ctx context.Context, inc map[int]string, idx ...int) (s
 		parts = append(parts, fmt.Sprintf("%s after %.1fs", saw, d.Seconds()))
 	}
 	d, err := r.direct(ctx, idx...)
-	return strings.Join(parts, ", ") + "; " + d, err
+	return join(strings.Join(parts, ", "), d), err
 }
 
 // direct asks each counter, from inside its container, for its own count
@@ -516,8 +519,13 @@ func (r *runner) direct(ctx context.Context, idx ...int) (string, error) {
 // report prints what helps to understand a failure: the coordinator's view
 // and the last lines of every container's logs.
 func (r *runner) report(ctx context.Context, failure error) {
-	fmt.Fprintf(r.out, "\nFAILED: %v\n", failure)
-	fmt.Fprintf(r.out, "acknowledged writes so far: %s\n", r.model)
+	var v *Violation
+	if errors.As(failure, &v) {
+		fmt.Fprintf(r.out, "\nFAILED at %s\n  expected: %s\n  saw:      %s\n", v.Step, v.Expect, v.Saw)
+	} else {
+		fmt.Fprintf(r.out, "\nFAILED: %v\n", failure)
+	}
+	fmt.Fprintf(r.out, "  acknowledged writes so far: %s\n", r.model)
 	if cs, err := r.api.Counters(ctx); err == nil {
 		js, _ := json.MarshalIndent(cs, "", "  ")
 		fmt.Fprintf(r.out, "\n--- coordinator's view (GET /counters) ---\n%s\n", js)
