@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"sync"
 	"time"
 
@@ -109,8 +110,14 @@ func Start(t T, opts Options) *Cluster {
 		opts:   opts,
 	}
 	c.counters = remote.NewCounters(c.Client)
+	dataDir, err := os.MkdirTemp("", "clustertest-coordinator-")
+	if err != nil {
+		t.Fatalf("coordinator data dir: %v", err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dataDir) })
 	c.Coordinator = c.newNode(t, "coordinator", func(ctx context.Context, ln net.Listener, self string) error {
 		cfg := CoordinatorConfig(opts)
+		cfg.DataDir = dataDir
 		return coordinator.Run(ctx, cfg, ln, c.nodeClient("coordinator"), opts.Logger.With("proc", "coordinator"))
 	})
 	for i := range opts.Counters {
@@ -147,6 +154,9 @@ func CoordinatorConfig(opts Options) coordinator.Config {
 		LogLevel:        "debug",
 	}
 }
+
+// Options returns the cluster's options, defaults filled in.
+func (c *Cluster) Options() Options { return c.opts }
 
 // AddCounter creates a counter node; call Start on it to run it.
 func (c *Cluster) AddCounter(t T, name string) *Node {

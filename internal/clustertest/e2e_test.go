@@ -343,3 +343,35 @@ func TestCluster_ReadsNeverSeeARoundBeforeItIsStable(t *testing.T) {
 		assert.Equal(t, int64(2), mustCount(t, c, "acme"), "acknowledged: every read counts it")
 	}
 }
+
+func TestCluster_RestartedCoordinatorWaitsForTheDataHolders(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{Counters: 2})
+	mustAdd(t, c, items("acme", "a", "b")...)
+
+	// The holders cannot reach the restarted coordinator; only a brand-new,
+	// empty counter reports. Starting a fresh history now would lose a
+	// and b: the coordinator must wait.
+	var heal []func()
+	for _, n := range c.Counters {
+		heal = append(heal, c.Faults.Add(clustertest.Rule{From: n.Name, Fault: clustertest.Drop}),
+			c.Faults.Add(clustertest.Rule{Host: n.Host(), Fault: clustertest.Drop}))
+	}
+	c.Coordinator.Stop()
+	c.Coordinator.Start(t)
+	newcomer := c.AddCounter(t, "counter-new")
+	newcomer.Start(t)
+	assert.Never(t, func() bool {
+		m, err := c.Members(t.Context())
+		return err == nil && !m.Recovering
+	}, 20*c.Options().RecoveryGrace, tick, "recovery closed without the holders")
+
+	for _, h := range heal {
+		h()
+	}
+	require.Eventually(t, func() bool { return c.LiveCount(t.Context()) == 3 }, waitFor, tick)
+	assert.Equal(t, int64(2), mustCount(t, c, "acme"))
+	lc, err := c.LocalCount(t.Context(), newcomer, "acme")
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), lc.Count)
+}

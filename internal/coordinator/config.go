@@ -27,7 +27,10 @@ type Config struct {
 	MaxBatchItems int `envconfig:"MAX_BATCH_ITEMS" default:"10000"`
 	// RecoveryGrace is how long a starting coordinator collects counters'
 	// reports before it resumes the commit order.
-	RecoveryGrace   time.Duration `envconfig:"RECOVERY_GRACE" default:"5s"`
+	RecoveryGrace time.Duration `envconfig:"RECOVERY_GRACE" default:"5s"`
+	// DataDir holds the coordinator's small state file (which counters hold
+	// the data). Empty: none, and a restart relies on RecoveryGrace alone.
+	DataDir         string        `envconfig:"DATA_DIR"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info"`
 }

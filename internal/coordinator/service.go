@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -53,7 +54,7 @@ type Service struct {
 type syncJob struct{ id, incarnation string }
 
 // NewService wires the coordinator's parts; Run starts them.
-func NewService(cfg Config, counters *remote.Counters, now func() time.Time, logger *slog.Logger) *Service {
+func NewService(cfg Config, counters *remote.Counters, state *stateFile, now func() time.Time, logger *slog.Logger) *Service {
 	s := &Service{
 		cfg:        cfg,
 		logger:     logger,
@@ -65,7 +66,7 @@ func NewService(cfg Config, counters *remote.Counters, now func() time.Time, log
 		reports:    make(map[string]wire.Status),
 		reported:   make(chan struct{}, 1),
 	}
-	s.cluster = &cluster{registry: s.registry, logger: logger}
+	s.cluster = &cluster{registry: s.registry, state: state, logger: logger}
 	s.committer = twopc.New(twopc.Config{
 		MinLive:        cfg.MinLiveCounters,
 		MaxBatchItems:  cfg.MaxBatchItems,
@@ -188,6 +189,7 @@ func (s *Service) resync(id, incarnation string) {
 // which counters may hold the last committed round.
 type cluster struct {
 	registry *membership.Registry
+	state    *stateFile
 	logger   *slog.Logger
 
 	mu sync.Mutex
@@ -212,23 +214,33 @@ func (c *cluster) Failed(id string, err error) {
 	}
 }
 
-func (c *cluster) RoundDone(seq uint64, voters, acked []string) {
-	for _, id := range c.registry.RoundDone(seq, acked) {
-		c.logger.Info("counter live", "node", id, "seq", seq)
-	}
+// Committing records the voters of a round decided commit as the holders
+// of the data, durably when they changed, before any of them commits it.
+func (c *cluster) Committing(round wire.RoundID, clusterID string, voters []string) error {
 	holders := make(map[string]string, len(voters))
 	for _, id := range voters {
 		if m, ok := c.registry.Get(id); ok {
 			holders[id] = m.Incarnation
 		}
 	}
-	c.setHolders(holders)
+	return c.setHolders(clusterID, round.Epoch, holders)
 }
 
-func (c *cluster) setHolders(h map[string]string) {
+func (c *cluster) RoundDone(seq uint64, acked []string) {
+	for _, id := range c.registry.RoundDone(seq, acked) {
+		c.logger.Info("counter live", "node", id, "seq", seq)
+	}
+}
+
+func (c *cluster) setHolders(clusterID string, epoch uint64, h map[string]string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.holders = h
+	ids := make([]string, 0, len(h))
+	for id := range h {
+		ids = append(ids, id)
+	}
+	return c.state.save(persisted{ClusterID: clusterID, Epoch: epoch, Holders: ids})
 }
 
 // restarted records that a counter now runs as incarnation and reports
@@ -253,7 +265,10 @@ func (c *cluster) noHolder() bool {
 // and every counter of the latest known round has reported, then returns
 // the position to resume from and leaves recovery. See twopc.Missing and
 // twopc.Resume for why this is safe without a coordinator log.
-func (s *Service) awaitRecovery(ctx context.Context) (twopc.Position, error) {
+//
+// saved is what the previous coordinator persisted, if anything: its
+// holders must report too, and the new epoch is above its epoch.
+func (s *Service) awaitRecovery(ctx context.Context, saved persisted) (twopc.Position, error) {
 	grace := time.NewTimer(s.cfg.RecoveryGrace)
 	defer grace.Stop()
 	select {
@@ -267,8 +282,14 @@ func (s *Service) awaitRecovery(ctx context.Context) (twopc.Position, error) {
 	for {
 		s.mu.Lock()
 		missing := twopc.Missing(s.reports)
+		for _, id := range saved.Holders {
+			if _, ok := s.reports[id]; !ok && !slices.Contains(missing, id) {
+				missing = append(missing, id)
+			}
+		}
 		if len(missing) == 0 {
-			pos, seed := twopc.Resume(s.reports, uint64(s.now().Unix()), uuid.NewString())
+			floor := max(uint64(s.now().Unix()), saved.Epoch+1)
+			pos, seed := twopc.Resume(s.reports, floor, uuid.NewString())
 			reports := s.reports
 			s.recovering, s.reports = false, nil
 			s.mu.Unlock()
@@ -278,7 +299,9 @@ func (s *Service) awaitRecovery(ctx context.Context) (twopc.Position, error) {
 					holders[id] = st.Incarnation
 				}
 			}
-			s.cluster.setHolders(holders)
+			if err := s.cluster.setHolders(pos.ClusterID, pos.Epoch, holders); err != nil {
+				return twopc.Position{}, err
+			}
 			s.logger.Info("recovered commit order", "epoch", pos.Epoch, "last", pos.Last.Round.String(),
 				"seed", seed, "counters", len(reports), "cluster_id", pos.ClusterID)
 			for id, st := range reports {

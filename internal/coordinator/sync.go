@@ -191,6 +191,9 @@ func (s *Service) resetHistory(ctx context.Context) {
 		}
 		old := pos.ClusterID
 		pos.ClusterID, pos.Committed = uuid.NewString(), wire.RoundID{}
+		if err := s.cluster.setHolders(pos.ClusterID, pos.Epoch, nil); err != nil {
+			return err
+		}
 		s.logger.Error("every counter that held the data has restarted: the data is lost, starting a new history",
 			"old_cluster_id", old, "cluster_id", pos.ClusterID)
 		return nil

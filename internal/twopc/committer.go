@@ -59,9 +59,12 @@ type Cluster interface {
 	// Failed reports a participant that did not answer or refused: it must
 	// leave the write set and resync before it is used again.
 	Failed(id string, err error)
-	// RoundDone reports a committed round: the voters, who prepared it and
-	// so may hold it, and those of them that acknowledged its commit.
-	RoundDone(seq uint64, voters, acked []string)
+	// Committing reports, before any commit message is sent, the voters of
+	// a round decided commit: from then on each of them may hold it. An
+	// error aborts the round instead.
+	Committing(round wire.RoundID, clusterID string, voters []string) error
+	// RoundDone reports the participants that acknowledged the commit of seq.
+	RoundDone(seq uint64, acked []string)
 }
 
 // Transport delivers round messages to one participant. A participant that
@@ -333,6 +336,16 @@ func (c *Committer) runRound(ctx context.Context, items []wire.Item) error {
 		return fmt.Errorf("%w: %w", ErrAborted, cause)
 	}
 
+	voterIDs := make([]string, len(voters))
+	for i, v := range voters {
+		voterIDs[i] = v.ID
+	}
+	if err := c.cluster.Committing(id, pos.ClusterID, voterIDs); err != nil {
+		c.abort(ctx, id, pos, peers)
+		logger.Error("round aborted: cannot record its holders", "err", err)
+		return fmt.Errorf("%w: %w", ErrAborted, err)
+	}
+
 	// Decision: commit. It is final from here on, and goes out with the
 	// next prepare or join as well, so a participant that misses this
 	// message still learns it.
@@ -368,11 +381,7 @@ func (c *Committer) runRound(ctx context.Context, items []wire.Item) error {
 		pos.Stable = id.Seq
 		c.setPos(pos)
 	}
-	voterIDs := make([]string, len(voters))
-	for i, v := range voters {
-		voterIDs[i] = v.ID
-	}
-	c.cluster.RoundDone(id.Seq, voterIDs, acked)
+	c.cluster.RoundDone(id.Seq, acked)
 	logger.Debug("round committed", "items", len(items), "participants", len(peers), "acked", len(acked))
 	if liveAcked < need {
 		return fmt.Errorf("%w: round %s committed on %d live counters, %d needed", ErrOutcomeUnknown, id, liveAcked, need)

@@ -104,7 +104,9 @@ func (c *fakeCluster) Failed(id string, _ error) {
 	c.failed = append(c.failed, id)
 }
 
-func (c *fakeCluster) RoundDone(seq uint64, _, acked []string) {
+func (c *fakeCluster) Committing(wire.RoundID, string, []string) error { return nil }
+
+func (c *fakeCluster) RoundDone(seq uint64, acked []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.acked == nil {
