@@ -112,6 +112,9 @@ func (s *Service) Count(ctx context.Context, tenantID string) (int64, error) {
 		}
 		errs = append(errs, err)
 	}
+	if len(errs) == 0 {
+		return 0, ErrNoCounter
+	}
 	return 0, fmt.Errorf("%w: %w", ErrNoCounter, errors.Join(errs...))
 }
 

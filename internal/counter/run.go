@@ -47,7 +47,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, client *http.Client, 
 // while it was unreachable, learns of it again. Failures are retried with
 // a backoff that starts short, so a starting cluster forms quickly.
 func register(ctx context.Context, svc *Service, coord *remote.Coordinator, interval, timeout time.Duration, logger *slog.Logger) {
-	const minBackoff = 50 * time.Millisecond
+	const minBackoff, maxBackoff = 50 * time.Millisecond, 500 * time.Millisecond
 	backoff := minBackoff
 	registered, failing := false, false
 	for {
@@ -64,7 +64,7 @@ func register(ctx context.Context, svc *Service, coord *remote.Coordinator, inte
 			}
 			registered, failing = false, true
 			wait = min(backoff, interval)
-			backoff = min(backoff*2, interval)
+			backoff = min(backoff*2, interval, maxBackoff)
 		default:
 			if !registered {
 				logger.Info("registered with coordinator")
