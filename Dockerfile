@@ -11,6 +11,10 @@
 FROM scratch AS coordinator
 LABEL distributed-counter.image="coordinator"
 COPY bin/coordinator /coordinator
+# /data holds the coordinator's state file (DATA_DIR), writable by the
+# service's user. bin/data is an empty directory make creates: a scratch
+# image has no mkdir.
+COPY --chown=65532:65532 bin/data /data
 USER 65532:65532
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD ["/coordinator", "healthcheck"]
@@ -32,6 +36,7 @@ ENTRYPOINT ["/counter"]
 FROM scratch AS debug
 LABEL distributed-counter.image="debug"
 COPY bin/debug/dlv bin/debug/coordinator bin/debug/counter /
+COPY --chown=65532:65532 bin/data /data
 USER 65532:65532
 EXPOSE 8080 40000
 ENTRYPOINT ["/dlv"]

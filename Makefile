@@ -65,17 +65,21 @@ docker-check:
 	@test -n "$(COMPOSE)" || { echo "neither 'docker compose' nor 'docker-compose' found: install Docker Compose" >&2; exit 1; }
 	@docker info >/dev/null 2>&1 || { echo "the Docker engine is not reachable (docker info failed): start dockerd" >&2; exit 1; }
 
-images: build docker-check ## build the coordinator and counter images (FROM scratch)
+# $(BIN)/data is the empty directory the images copy to /data (DATA_DIR).
+$(BIN)/data:
+	mkdir -p $@
+
+images: build $(BIN)/data docker-check ## build the coordinator and counter images (FROM scratch)
 	docker build --target coordinator -t $(IMAGE)/coordinator:latest .
 	docker build --target counter -t $(IMAGE)/counter:latest .
 
 $(DEBUG_BIN)/dlv:
 	GOBIN=$(abspath $(DEBUG_BIN)) $(GO) install -trimpath -ldflags "-s -w" github.com/go-delve/delve/cmd/dlv@$(DLV_VERSION)
 
-debug-images: build $(DEBUG_BIN)/dlv docker-check ## build the debug image: delve and binaries built with -N -l
+debug-images: build $(BIN)/data $(DEBUG_BIN)/dlv docker-check ## build the debug image: delve and binaries built with -N -l
 	$(GO) build -gcflags "all=-N -l" -o $(DEBUG_BIN)/ ./cmd/coordinator ./cmd/counter
 	@# .dockerignore keeps the debug binaries out of every other build: send them as a tar context.
-	tar -c Dockerfile $(BIN)/coordinator $(BIN)/counter $(DEBUG_BIN)/dlv $(DEBUG_BIN)/coordinator $(DEBUG_BIN)/counter \
+	tar -c Dockerfile $(BIN)/coordinator $(BIN)/counter $(BIN)/data $(DEBUG_BIN)/dlv $(DEBUG_BIN)/coordinator $(DEBUG_BIN)/counter \
 		| docker build --target debug -t $(IMAGE)/debug:latest -
 
 # wait-api: poll the coordinator's API until it answers, or fail with the logs.
