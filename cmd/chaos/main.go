@@ -7,6 +7,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -29,11 +30,21 @@ func main() {
 	seed := flag.Uint64("seed", 0, "run this one seed only (to reproduce a failure)")
 	runLen := flag.Duration("run", 3*time.Second, "load and fault time of each run")
 	artifacts := flag.String("artifacts", "chaos-artifacts", "directory for the visualisations of failed runs")
+	logPath := flag.String("log", "", "write every node's debug log to this file")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg := chaos.Config{Duration: *runLen, ArtifactDir: *artifacts}
+	if *logPath != "" {
+		f, err := os.Create(*logPath)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "chaos:", err)
+			os.Exit(2)
+		}
+		defer f.Close()
+		cfg.Logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	var s chaos.Summary
 	if *seed != 0 {
 		cfg.Seed = *seed

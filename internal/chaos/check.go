@@ -258,6 +258,19 @@ func checkLinearizable(ops []Op, present map[string]map[string]bool, timeout tim
 		}
 	}
 	words := (len(index) + 63) / 64
+	// An add whose outcome is unknown but which took effect is, once a
+	// retry of the same ids has been acknowledged, indistinguishable from
+	// one that took effect before that retry returned: its ids are there
+	// either way. Bounding it there keeps porcupine's search small.
+	settledBy := func(u Op) int64 {
+		ret := maxTime + 1
+		for _, op := range ops {
+			if op.Kind == Add && op.Outcome == OK && op.Tenant == u.Tenant && op.Call > u.Call && op.Return < ret && slices.Equal(op.IDs, u.IDs) {
+				ret = op.Return
+			}
+		}
+		return ret
+	}
 	var history []porcupine.Operation
 	for _, op := range ops {
 		in := input{kind: op.Kind, tenant: op.Tenant, ids: op.IDs}
@@ -280,7 +293,7 @@ func checkLinearizable(ops []Op, present map[string]map[string]bool, timeout tim
 			}
 			// It took effect at some point after its call.
 			out.unknown = true
-			ret = maxTime + 1
+			ret = settledBy(op)
 		}
 		history = append(history, porcupine.Operation{ClientId: op.Client, Input: in, Call: op.Call, Output: out, Return: ret})
 	}

@@ -375,3 +375,21 @@ func TestCluster_RestartedCoordinatorWaitsForTheDataHolders(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), lc.Count)
 }
+
+func TestCluster_CoordinatorRestartAfterACounterIsGoneForGood(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{})
+	mustAdd(t, c, items("acme", "a")...)
+
+	// Counter 3 disappears for good (a scale-down) and no write follows:
+	// the last round's voters still name it. A restarted coordinator must
+	// not wait for it: a live holder that reports as it was has the data.
+	gone := c.Counters[2]
+	gone.Stop()
+	c.Coordinator.Stop()
+	c.Coordinator.Start(t)
+	require.Eventually(t, func() bool { return c.LiveCount(t.Context()) == 2 }, waitFor, tick)
+	assert.Equal(t, int64(1), mustCount(t, c, "acme"))
+	mustAdd(t, c, items("acme", "b")...)
+	assert.Equal(t, int64(2), mustCount(t, c, "acme"))
+}

@@ -38,7 +38,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, client *http.Client, 
 	loopCtx, stopLoops := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		pos, err := svc.awaitRecovery(loopCtx, saved)
+		pos, err := svc.awaitRecovery(loopCtx, saved, found)
 		if err != nil {
 			if loopCtx.Err() == nil {
 				logger.Error("recovery failed", "err", err)

@@ -196,10 +196,11 @@ type cluster struct {
 	logger   *slog.Logger
 
 	mu sync.Mutex
-	// holders are the counters, by incarnation, that may hold the last
-	// committed round: its voters. Once every one of them has restarted
-	// (a counter keeps its data in memory), no copy of the data is left.
-	holders map[string]string
+	// holders are the counters that hold every acknowledged round (see
+	// twopc.Holder), as last recorded in the state file. Once every one of
+	// them has restarted (a counter keeps its data in memory), no copy of
+	// the data is left.
+	holders []twopc.Holder
 }
 
 func (c *cluster) WriteSet() []twopc.Peer {
@@ -217,33 +218,43 @@ func (c *cluster) Failed(id string, err error) {
 	}
 }
 
-// Committing records the voters of a round decided commit as the holders
-// of the data, durably when they changed, before any of them commits it.
-func (c *cluster) Committing(round wire.RoundID, clusterID string, voters []string) error {
-	holders := make(map[string]string, len(voters))
-	for _, id := range voters {
-		if m, ok := c.registry.Get(id); ok {
-			holders[id] = m.Incarnation
+// Committing records the voters of a round decided commit as the holders,
+// durably when they changed, before any of them commits it.
+func (c *cluster) Committing(round wire.RoundID, clusterID string, voters []twopc.Peer) error {
+	holders := make([]twopc.Holder, 0, len(voters))
+	for _, p := range voters {
+		if m, ok := c.registry.Get(p.ID); ok {
+			holders = append(holders, twopc.Holder{ID: p.ID, Incarnation: m.Incarnation, Live: p.Live})
 		}
 	}
 	return c.setHolders(clusterID, round.Epoch, holders)
 }
 
-func (c *cluster) RoundDone(seq uint64, acked []string) {
-	for _, id := range c.registry.RoundDone(seq, acked) {
-		c.logger.Info("counter live", "node", id, "seq", seq)
+// RoundDone promotes the syncing counters that committed the round and
+// records the counters that acknowledged it as the holders: when a voter
+// failed to commit, it must not count as a holder once clients are told.
+func (c *cluster) RoundDone(round wire.RoundID, clusterID string, acked []twopc.Peer) error {
+	ids := make([]string, len(acked))
+	for i, p := range acked {
+		ids[i] = p.ID
 	}
+	for _, id := range c.registry.RoundDone(round.Seq, ids) {
+		c.logger.Info("counter live", "node", id, "seq", round.Seq)
+	}
+	holders := make([]twopc.Holder, 0, len(acked))
+	for _, p := range acked {
+		if m, ok := c.registry.Get(p.ID); ok {
+			holders = append(holders, twopc.Holder{ID: p.ID, Incarnation: m.Incarnation, Live: p.Live || m.State == membership.Live})
+		}
+	}
+	return c.setHolders(clusterID, round.Epoch, holders)
 }
 
-func (c *cluster) setHolders(clusterID string, epoch uint64, h map[string]string) error {
+func (c *cluster) setHolders(clusterID string, epoch uint64, holders []twopc.Holder) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.holders = h
-	ids := make([]string, 0, len(h))
-	for id := range h {
-		ids = append(ids, id)
-	}
-	return c.state.save(persisted{ClusterID: clusterID, Epoch: epoch, Holders: ids})
+	c.holders = holders
+	return c.state.save(persisted{ClusterID: clusterID, Epoch: epoch, Holders: holders})
 }
 
 // restarted records that a counter now runs as incarnation and reports
@@ -251,10 +262,11 @@ func (c *cluster) setHolders(clusterID string, epoch uint64, h map[string]string
 func (c *cluster) restarted(id, incarnation string) (dataLost bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if inc, ok := c.holders[id]; !ok || inc == incarnation {
+	i := slices.IndexFunc(c.holders, func(h twopc.Holder) bool { return h.ID == id })
+	if i < 0 || c.holders[i].Incarnation == incarnation {
 		return false
 	}
-	delete(c.holders, id)
+	c.holders = slices.Delete(slices.Clone(c.holders), i, i+1)
 	return len(c.holders) == 0
 }
 
@@ -265,13 +277,13 @@ func (c *cluster) noHolder() bool {
 }
 
 // awaitRecovery collects counters' reports until RecoveryGrace has passed
-// and every counter of the latest known round has reported, then returns
-// the position to resume from and leaves recovery. See twopc.Missing and
-// twopc.Resume for why this is safe without a coordinator log.
+// and no counter that may hold newer data is missing, then returns the
+// position to resume from and leaves recovery. See twopc.Missing and
+// twopc.Resume for why that is safe.
 //
-// saved is what the previous coordinator persisted, if anything: its
-// holders must report too, and the new epoch is above its epoch.
-func (s *Service) awaitRecovery(ctx context.Context, saved persisted) (twopc.Position, error) {
+// saved is what the previous coordinator recorded, if recorded: it decides
+// whom recovery waits for, and the new epoch is above its epoch.
+func (s *Service) awaitRecovery(ctx context.Context, saved persisted, recorded bool) (twopc.Position, error) {
 	grace := time.NewTimer(s.cfg.RecoveryGrace)
 	defer grace.Stop()
 	select {
@@ -284,22 +296,17 @@ func (s *Service) awaitRecovery(ctx context.Context, saved persisted) (twopc.Pos
 	var lastLog time.Time
 	for {
 		s.mu.Lock()
-		missing := twopc.Missing(s.reports)
-		for _, id := range saved.Holders {
-			if _, ok := s.reports[id]; !ok && !slices.Contains(missing, id) {
-				missing = append(missing, id)
-			}
-		}
+		missing := twopc.Missing(s.reports, saved.Holders, recorded)
 		if len(missing) == 0 {
 			floor := max(uint64(s.now().Unix()), saved.Epoch+1)
 			pos, seed := twopc.Resume(s.reports, floor, uuid.NewString())
 			reports := s.reports
 			s.recovering, s.reports = false, nil
 			s.mu.Unlock()
-			holders := make(map[string]string)
+			var holders []twopc.Holder
 			for id, st := range reports {
 				if st.Mode == wire.ModeReady && st.ClusterID == pos.ClusterID && st.Committed == pos.Committed {
-					holders[id] = st.Incarnation
+					holders = append(holders, twopc.Holder{ID: id, Incarnation: st.Incarnation, Live: true})
 				}
 			}
 			if err := s.cluster.setHolders(pos.ClusterID, pos.Epoch, holders); err != nil {
@@ -314,7 +321,7 @@ func (s *Service) awaitRecovery(ctx context.Context, saved persisted) (twopc.Pos
 		}
 		s.mu.Unlock()
 		if now := s.now(); now.Sub(lastLog) >= 5*time.Second {
-			s.logger.Warn("recovery waits for counters of the latest round to report", "missing", missing)
+			s.logger.Warn("recovery waits for counters that may hold the latest data", "missing", missing)
 			lastLog = now
 		}
 		select {

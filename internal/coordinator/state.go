@@ -8,7 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+
+	"github.com/distributed-counter/distributed-counter/internal/twopc"
 )
 
 // persisted is the coordinator's only durable state: which history it runs,
@@ -20,9 +23,9 @@ import (
 // whose data holders are briefly unreachable; with it, recovery waits for
 // every holder to report, so it never starts over while a copy survives.
 type persisted struct {
-	ClusterID string   `json:"cluster_id"`
-	Epoch     uint64   `json:"epoch"`
-	Holders   []string `json:"holders"`
+	ClusterID string         `json:"cluster_id"`
+	Epoch     uint64         `json:"epoch"`
+	Holders   []twopc.Holder `json:"holders"`
 }
 
 // stateFile saves persisted atomically; an empty path saves nothing.
@@ -71,7 +74,7 @@ func (f *stateFile) save(p persisted) error {
 		return nil
 	}
 	p.Holders = slices.Clone(p.Holders)
-	slices.Sort(p.Holders)
+	slices.SortFunc(p.Holders, func(a, b twopc.Holder) int { return strings.Compare(a.ID, b.ID) })
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if p.ClusterID == f.last.ClusterID && p.Epoch == f.last.Epoch && slices.Equal(p.Holders, f.last.Holders) {

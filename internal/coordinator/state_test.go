@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/distributed-counter/distributed-counter/internal/twopc"
 )
 
 func TestStateFile_SavesAtomicallyAndLoadsBack(t *testing.T) {
@@ -16,11 +18,12 @@ func TestStateFile_SavesAtomicallyAndLoadsBack(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, ok, "no state yet")
 
-	require.NoError(t, f.save(persisted{ClusterID: "c", Epoch: 3, Holders: []string{"b", "a"}}))
+	b, a := twopc.Holder{ID: "b", Incarnation: "b1", Live: true}, twopc.Holder{ID: "a", Incarnation: "a1"}
+	require.NoError(t, f.save(persisted{ClusterID: "c", Epoch: 3, Holders: []twopc.Holder{b, a}}))
 	got, ok, err := newStateFile(dir).load()
 	require.NoError(t, err)
 	require.True(t, ok)
-	assert.Equal(t, persisted{ClusterID: "c", Epoch: 3, Holders: []string{"a", "b"}}, got)
+	assert.Equal(t, persisted{ClusterID: "c", Epoch: 3, Holders: []twopc.Holder{a, b}}, got)
 
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)

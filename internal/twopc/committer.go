@@ -62,9 +62,11 @@ type Cluster interface {
 	// Committing reports, before any commit message is sent, the voters of
 	// a round decided commit: from then on each of them may hold it. An
 	// error aborts the round instead.
-	Committing(round wire.RoundID, clusterID string, voters []string) error
-	// RoundDone reports the participants that acknowledged the commit of seq.
-	RoundDone(seq uint64, acked []string)
+	Committing(round wire.RoundID, clusterID string, voters []Peer) error
+	// RoundDone reports the participants that acknowledged the commit,
+	// before any client is answered. An error makes the outcome unknown
+	// to the clients.
+	RoundDone(round wire.RoundID, clusterID string, acked []Peer) error
 }
 
 // Transport delivers round messages to one participant. A participant that
@@ -336,11 +338,7 @@ func (c *Committer) runRound(ctx context.Context, items []wire.Item) error {
 		return fmt.Errorf("%w: %w", ErrAborted, cause)
 	}
 
-	voterIDs := make([]string, len(voters))
-	for i, v := range voters {
-		voterIDs[i] = v.ID
-	}
-	if err := c.cluster.Committing(id, pos.ClusterID, voterIDs); err != nil {
+	if err := c.cluster.Committing(id, pos.ClusterID, voters); err != nil {
 		c.abort(ctx, id, pos, peers)
 		logger.Error("round aborted: cannot record its holders", "err", err)
 		return fmt.Errorf("%w: %w", ErrAborted, err)
@@ -362,7 +360,7 @@ func (c *Committer) runRound(ctx context.Context, items []wire.Item) error {
 		}
 		return err
 	})
-	var acked []string
+	var acked []Peer
 	liveAcked := 0
 	for i, err := range errs {
 		if err != nil {
@@ -370,7 +368,7 @@ func (c *Committer) runRound(ctx context.Context, items []wire.Item) error {
 			c.cluster.Failed(voters[i].ID, err)
 			continue
 		}
-		acked = append(acked, voters[i].ID)
+		acked = append(acked, voters[i])
 		if voters[i].Live {
 			liveAcked++
 		}
@@ -381,7 +379,10 @@ func (c *Committer) runRound(ctx context.Context, items []wire.Item) error {
 		pos.Stable = id.Seq
 		c.setPos(pos)
 	}
-	c.cluster.RoundDone(id.Seq, acked)
+	if err := c.cluster.RoundDone(id, pos.ClusterID, acked); err != nil {
+		logger.Error("cannot record the holders of a committed round", "err", err)
+		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	}
 	logger.Debug("round committed", "items", len(items), "participants", len(peers), "acked", len(acked))
 	if liveAcked < need {
 		return fmt.Errorf("%w: round %s committed on %d live counters, %d needed", ErrOutcomeUnknown, id, liveAcked, need)

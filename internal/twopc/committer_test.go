@@ -104,15 +104,18 @@ func (c *fakeCluster) Failed(id string, _ error) {
 	c.failed = append(c.failed, id)
 }
 
-func (c *fakeCluster) Committing(wire.RoundID, string, []string) error { return nil }
+func (c *fakeCluster) Committing(wire.RoundID, string, []twopc.Peer) error { return nil }
 
-func (c *fakeCluster) RoundDone(seq uint64, acked []string) {
+func (c *fakeCluster) RoundDone(round wire.RoundID, _ string, acked []twopc.Peer) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.acked == nil {
 		c.acked = map[uint64][]string{}
 	}
-	c.acked[seq] = acked
+	for _, p := range acked {
+		c.acked[round.Seq] = append(c.acked[round.Seq], p.ID)
+	}
+	return nil
 }
 
 func start(t *testing.T, minLive int, peers ...twopc.Peer) (*twopc.Committer, *fakeNet, *fakeCluster) {

@@ -2,17 +2,47 @@ package twopc
 
 import "github.com/distributed-counter/distributed-counter/internal/wire"
 
+// Holder is a counter recorded as holding every acknowledged round: a
+// voter of the last round decided commit, or of its commit acknowledgements
+// when some voters failed. Live is false for a counter still syncing.
+type Holder struct {
+	ID          string `json:"id"`
+	Incarnation string `json:"incarnation"`
+	Live        bool   `json:"live"`
+}
+
 // Missing returns the counters a restarting coordinator must still hear
-// from before it may choose where the commit order resumes: every member
-// of the participant list stamped on the latest prepare any reporter saw.
+// from before it may choose where the commit order resumes.
 //
-// Why that list is enough: a counter becomes live only after it took part
-// in a committed round, so every live participant of round r+1 was a
-// participant of round r. If every participant of the latest round known
-// has reported, and none reports a later round, no later round committed
-// on a live counter, so no later round was acknowledged to a client.
-// A participant that restarted counts as heard: it holds nothing.
-func Missing(reports map[string]wire.Status) []string {
+// With the holders the previous coordinator recorded (recorded is true),
+// one report settles it: a holder that was live and reports as ready with
+// the same incarnation holds every acknowledged round, since the record is
+// rewritten before any round with other voters commits and before a round
+// some voter failed to commit is acknowledged. Until one does, every
+// recorded holder must report; a holder that restarted counts as heard (it
+// holds nothing), so when all of them restarted recovery starts over.
+//
+// Without a record, it must hear from every member of the participant list
+// stamped on the latest prepare any reporter saw: a counter becomes live
+// only after it took part in a committed round, so every live participant
+// of round r+1 took part in round r. If every participant of the latest
+// round known has reported, and none reports a later one, no later round
+// was acknowledged.
+func Missing(reports map[string]wire.Status, holders []Holder, recorded bool) []string {
+	if recorded {
+		var missing []string
+		for _, h := range holders {
+			st, ok := reports[h.ID]
+			if !ok {
+				missing = append(missing, h.ID)
+				continue
+			}
+			if h.Live && st.Incarnation == h.Incarnation && st.Mode == wire.ModeReady {
+				return nil
+			}
+		}
+		return missing
+	}
 	var latest *wire.Status
 	for _, st := range reports {
 		if len(st.View) == 0 {
@@ -37,10 +67,10 @@ func Missing(reports map[string]wire.Status) []string {
 // Resume chooses the position a restarted coordinator continues from, given
 // a closed set of reports (Missing returned nothing).
 //
-// The seed is the ready counter with the highest last round (ties: the
-// one with the highest last committed round): every round
-// it committed is decided commit, which is the rule "commit the in-doubt
-// round if any counter committed it". Any round staged but committed
+// The seed is the ready counter with the latest last committed round
+// (ties: the latest last round): every round it committed is decided
+// commit, which is the rule "commit the in-doubt round if any counter
+// committed it". Any round staged but committed
 // nowhere is aborted by omission, and its seq is reused by the new epoch.
 // That is safe because a client is acknowledged only after every live
 // participant committed, and reads only see stable rounds: an in-doubt
@@ -57,7 +87,7 @@ func Resume(reports map[string]wire.Status, floor uint64, clusterID string) (pos
 		if st.Mode != wire.ModeReady {
 			continue
 		}
-		if best == nil || best.Last.Less(st.Last) || (best.Last == st.Last && best.Committed.Less(st.Committed)) {
+		if best == nil || best.Committed.Less(st.Committed) || (best.Committed == st.Committed && best.Last.Less(st.Last)) {
 			best = &st
 		}
 	}

@@ -30,14 +30,14 @@ func TestMissing_WaitsForEveryParticipantOfTheLatestRound(t *testing.T) {
 			"a": {ID: "a", View: []string{"a", "b"}, ViewRound: rnd(1, 9)},
 			"b": {ID: "b", View: []string{"a", "b"}, ViewRound: rnd(1, 9)},
 		}, nil},
-		{"a higher epoch is later at the same seq", map[string]wire.Status{
-			"a": {ID: "a", View: []string{"a"}, ViewRound: rnd(1, 9)},
+		{"a higher epoch is later, whatever the seq", map[string]wire.Status{
+			"a": {ID: "a", View: []string{"a"}, ViewRound: rnd(1, 12)},
 			"b": {ID: "b", View: []string{"b", "z"}, ViewRound: rnd(2, 9)},
 		}, []string{"z"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, twopc.Missing(tt.reports))
+			assert.Equal(t, tt.want, twopc.Missing(tt.reports, nil, false))
 		})
 	}
 }
@@ -64,4 +64,47 @@ func TestResume_FreshClusterAndEpochFloor(t *testing.T) {
 	assert.Equal(t, uint64(1000), pos.Epoch)
 	assert.Equal(t, "new", pos.ClusterID)
 	assert.True(t, pos.Last.Round.IsZero())
+}
+
+func TestMissing_WithRecordedHolders(t *testing.T) {
+	holders := []twopc.Holder{{ID: "a", Incarnation: "a1", Live: true}, {ID: "b", Incarnation: "b1", Live: true}, {ID: "s", Incarnation: "s1"}}
+	tests := []struct {
+		name    string
+		reports map[string]wire.Status
+		want    []string
+	}{
+		{"nobody yet", map[string]wire.Status{}, []string{"a", "b", "s"}},
+		{"one live holder as it was is enough", map[string]wire.Status{
+			"b": {ID: "b", Incarnation: "b1", Mode: wire.ModeReady},
+		}, nil},
+		{"a restarted holder holds nothing", map[string]wire.Status{
+			"a": {ID: "a", Incarnation: "a2", Mode: wire.ModeIdle},
+		}, []string{"b", "s"}},
+		{"a syncing holder proves nothing", map[string]wire.Status{
+			"s": {ID: "s", Incarnation: "s1", Mode: wire.ModeReady},
+		}, []string{"a", "b"}},
+		{"every holder restarted: the data is gone, start over", map[string]wire.Status{
+			"a": {ID: "a", Incarnation: "a2"}, "b": {ID: "b", Incarnation: "b2"}, "s": {ID: "s", Incarnation: "s2"},
+		}, nil},
+		{"views do not matter with a record", map[string]wire.Status{
+			"a": {ID: "a", Incarnation: "a1", Mode: wire.ModeReady, View: []string{"a", "gone"}, ViewRound: rnd(1, 3)},
+		}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, twopc.Missing(tt.reports, holders, true))
+		})
+	}
+}
+
+func TestResume_ALaterEpochSupersedesAHigherSeq(t *testing.T) {
+	reports := map[string]wire.Status{
+		// x kept rounds of epoch 1 that the coordinator of epoch 2 aborted
+		// by omission: it was unreachable when that coordinator resumed.
+		"x": {ID: "x", Mode: wire.ModeReady, ClusterID: "cl", Epoch: 1, Last: rnd(1, 10), Committed: rnd(1, 10)},
+		"y": {ID: "y", Mode: wire.ModeReady, ClusterID: "cl", Epoch: 2, Last: rnd(2, 9), Committed: rnd(2, 9)},
+	}
+	pos, seed := twopc.Resume(reports, 0, "new")
+	assert.Equal(t, "y", seed)
+	assert.Equal(t, rnd(2, 9), pos.Committed)
 }

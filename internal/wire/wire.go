@@ -57,12 +57,15 @@ type RoundID struct {
 // IsZero reports whether r is the position before any round.
 func (r RoundID) IsZero() bool { return r == RoundID{} }
 
-// Less orders round ids by seq, then epoch.
+// Less orders round ids by epoch, then seq. A later coordinator resumed
+// from every round that could have been acknowledged, so its rounds
+// supersede any of an earlier epoch, whatever their seq: a seq of an older
+// epoch above the resume point belongs to a round that was aborted.
 func (r RoundID) Less(o RoundID) bool {
-	if r.Seq != o.Seq {
-		return r.Seq < o.Seq
+	if r.Epoch != o.Epoch {
+		return r.Epoch < o.Epoch
 	}
-	return r.Epoch < o.Epoch
+	return r.Seq < o.Seq
 }
 
 func (r RoundID) String() string { return fmt.Sprintf("%d.%d", r.Epoch, r.Seq) }
