@@ -5,7 +5,7 @@ BIN := bin
 COUNTERS ?= 3
 export CGO_ENABLED := 0
 
-.PHONY: help build test race vet fmt local
+.PHONY: help build test race vet fmt local chaos
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -25,6 +25,10 @@ fmt: ## format the code
 
 local: build ## run a coordinator and COUNTERS counters as local processes (Ctrl-C stops them)
 	COUNTERS=$(COUNTERS) scripts/local.sh
+
+CHAOS_DURATION ?= 5m
+chaos: ## run the chaos test with random seeds for CHAOS_DURATION (default 5m); fails on any violation
+	CGO_ENABLED=1 $(GO) run -race ./cmd/chaos -duration $(CHAOS_DURATION)
 
 # --- Docker --------------------------------------------------------------------
 # Every image is built FROM scratch from the static binaries above, so nothing
