@@ -72,6 +72,7 @@ func NewService(cfg Config, counters *remote.Counters, state *stateFile, now fun
 		MaxBatchItems:  cfg.MaxBatchItems,
 		CallTimeout:    cfg.CounterTimeout,
 		CommitAttempts: 2,
+		NewTxID:        uuid.NewString,
 	}, s.cluster, counters, logger)
 	return s
 }

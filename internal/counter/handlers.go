@@ -89,7 +89,7 @@ func handlePrepare(logger *slog.Logger, svc *Service, maxBodyBytes int64) http.H
 			return
 		}
 		err := svc.with(func(l *ledger.Ledger) error { return l.Prepare(req) })
-		logger.Debug("prepare", "round", req.Round.String(), "items", len(req.Items), "err", err)
+		logger.Debug("prepare", "round", req.Round.String(), "tx_id", req.Round.TxID, "items", len(req.Items), "err", err)
 		if err != nil {
 			writeError(w, err)
 			return
@@ -114,7 +114,7 @@ func handleDecision(logger *slog.Logger, svc *Service, name string, apply func(*
 			return
 		}
 		err := svc.with(func(l *ledger.Ledger) error { return apply(l, req) })
-		logger.Debug(name, "round", req.Round.String(), "err", err)
+		logger.Debug(name, "round", req.Round.String(), "tx_id", req.Round.TxID, "err", err)
 		if err != nil {
 			writeError(w, err)
 			return

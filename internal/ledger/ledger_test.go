@@ -253,3 +253,13 @@ func TestLedger_StatusReportsPosition(t *testing.T) {
 	assert.True(t, st.LastCommitted)
 	assert.Equal(t, 1, st.Items)
 }
+
+func TestLedger_DecisionMustNameTheStagedTransaction(t *testing.T) {
+	l := ready(t)
+	staged := wire.RoundID{Epoch: epoch, Seq: 1, TxID: "tx-a"}
+	require.NoError(t, l.Prepare(wire.PrepareRequest{Round: staged, Items: items("acme", "a")}))
+	other := wire.RoundID{Epoch: epoch, Seq: 1, TxID: "tx-b"}
+	assert.ErrorIs(t, l.Commit(wire.DecisionRequest{Round: other}), ledger.ErrUnknownRound)
+	require.NoError(t, l.Commit(wire.DecisionRequest{Round: staged, Stable: 1}))
+	assert.Equal(t, int64(1), count(t, l, 1, "acme"))
+}

@@ -90,6 +90,8 @@ type Config struct {
 	// CommitAttempts is how often a commit is sent before its participant
 	// is given up as failed.
 	CommitAttempts int
+	// NewTxID returns a unique transaction id for each round.
+	NewTxID func() string
 }
 
 type request struct {
@@ -118,7 +120,7 @@ type Committer struct {
 
 // New returns a committer; it does nothing until Run.
 func New(cfg Config, cluster Cluster, transport Transport, logger *slog.Logger) *Committer {
-	if cluster == nil || transport == nil || logger == nil {
+	if cluster == nil || transport == nil || logger == nil || cfg.NewTxID == nil {
 		panic("twopc.New: nil dependency")
 	}
 	cfg.MinLive = max(cfg.MinLive, 1)
@@ -297,8 +299,8 @@ func (c *Committer) runRound(ctx context.Context, items []wire.Item) error {
 	}
 
 	pos := c.Position()
-	id := wire.RoundID{Epoch: pos.Epoch, Seq: pos.Last.Round.Seq + 1}
-	logger := c.logger.With("round", id.String())
+	id := wire.RoundID{Epoch: pos.Epoch, Seq: pos.Last.Round.Seq + 1, TxID: c.cfg.NewTxID()}
+	logger := c.logger.With("round", id.String(), "tx_id", id.TxID)
 	view := make([]string, len(peers))
 	for i, p := range peers {
 		view[i] = p.ID

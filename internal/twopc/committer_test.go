@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -121,7 +122,9 @@ func (c *fakeCluster) RoundDone(round wire.RoundID, _ string, acked []twopc.Peer
 func start(t *testing.T, minLive int, peers ...twopc.Peer) (*twopc.Committer, *fakeNet, *fakeCluster) {
 	t.Helper()
 	net, cl := newFakeNet(), &fakeCluster{peers: peers}
-	c := twopc.New(twopc.Config{MinLive: minLive, CallTimeout: time.Second, CommitAttempts: 2}, cl, net, slog.New(slog.DiscardHandler))
+	var txs atomic.Int64
+	newTxID := func() string { return fmt.Sprintf("tx-%d", txs.Add(1)) }
+	c := twopc.New(twopc.Config{MinLive: minLive, CallTimeout: time.Second, CommitAttempts: 2, NewTxID: newTxID}, cl, net, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { c.Run(ctx, twopc.Position{Epoch: 3}); close(done) }()
@@ -145,16 +148,16 @@ func TestCommitter_CommitsOnEveryParticipantInOrder(t *testing.T) {
 	require.NoError(t, c.Submit(t.Context(), []wire.Item{item("t", "2")}))
 
 	for _, id := range []string{"a", "b", "c"} {
-		assert.Equal(t, []wire.RoundID{{Epoch: 3, Seq: 1}, {Epoch: 3, Seq: 2}}, net.commits[id], id)
+		assert.Equal(t, []wire.RoundID{{Epoch: 3, Seq: 1, TxID: "tx-1"}, {Epoch: 3, Seq: 2, TxID: "tx-2"}}, net.commits[id], id)
 		require.Len(t, net.prepares[id], 2)
 		assert.Equal(t, []string{"a", "b", "c"}, net.prepares[id][0].View)
-		assert.Equal(t, &wire.Decision{Round: wire.RoundID{Epoch: 3, Seq: 1}, Commit: true}, net.prepares[id][1].Prev,
+		assert.Equal(t, &wire.Decision{Round: wire.RoundID{Epoch: 3, Seq: 1, TxID: "tx-1"}, Commit: true}, net.prepares[id][1].Prev,
 			"each prepare carries the previous decision")
 		assert.Equal(t, uint64(1), net.prepares[id][1].Stable, "and the stable watermark")
 	}
 	pos := c.Position()
 	assert.Equal(t, uint64(2), pos.Stable)
-	assert.Equal(t, wire.RoundID{Epoch: 3, Seq: 2}, pos.Committed)
+	assert.Equal(t, wire.RoundID{Epoch: 3, Seq: 2, TxID: "tx-2"}, pos.Committed)
 }
 
 func TestCommitter_AbortsWhenAnyVoteIsNo(t *testing.T) {
@@ -165,13 +168,13 @@ func TestCommitter_AbortsWhenAnyVoteIsNo(t *testing.T) {
 
 	for _, id := range []string{"a", "b", "c"} {
 		assert.Empty(t, net.commits[id], "%s got no commit", id)
-		assert.Equal(t, []wire.RoundID{{Epoch: 3, Seq: 1}}, net.aborts[id], "%s got the abort", id)
+		assert.Equal(t, []wire.RoundID{{Epoch: 3, Seq: 1, TxID: "tx-1"}}, net.aborts[id], "%s got the abort", id)
 	}
 	assert.Equal(t, []string{"b"}, cl.failed, "the refusing counter must resync")
 	pos := c.Position()
 	assert.Equal(t, uint64(0), pos.Stable)
 	assert.True(t, pos.Committed.IsZero())
-	assert.Equal(t, wire.Decision{Round: wire.RoundID{Epoch: 3, Seq: 1}}, pos.Last, "the seq is used up by the abort")
+	assert.Equal(t, wire.Decision{Round: wire.RoundID{Epoch: 3, Seq: 1, TxID: "tx-1"}}, pos.Last, "the seq is used up by the abort")
 }
 
 func TestCommitter_UnreachableParticipantIsDroppedAndRoundCompletes(t *testing.T) {

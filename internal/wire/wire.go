@@ -52,10 +52,13 @@ const (
 type RoundID struct {
 	Epoch uint64 `json:"epoch"`
 	Seq   uint64 `json:"seq"`
+	// TxID is the round's unique transaction id (a uuid), for logs and as a
+	// check: a counter applies a decision only to the very round it staged.
+	TxID string `json:"tx_id,omitempty"`
 }
 
 // IsZero reports whether r is the position before any round.
-func (r RoundID) IsZero() bool { return r == RoundID{} }
+func (r RoundID) IsZero() bool { return r.Epoch == 0 && r.Seq == 0 }
 
 // Less orders round ids by epoch, then seq. A later coordinator resumed
 // from every round that could have been acknowledged, so its rounds
