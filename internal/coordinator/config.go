@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/distributed-counter/distributed-counter/internal/httpserver"
 )
 
 // Config is the coordinator's configuration, loaded from the environment by main.
@@ -36,13 +38,7 @@ type Config struct {
 }
 
 // Level is the parsed LOG_LEVEL.
-func (c Config) Level() (slog.Level, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		return 0, fmt.Errorf("LOG_LEVEL %q is not debug, info, warn or error", c.LogLevel)
-	}
-	return l, nil
-}
+func (c Config) Level() (slog.Level, error) { return httpserver.ParseLevel(c.LogLevel) }
 
 // Validate checks the configuration's meaning and returns every problem.
 func (c Config) Validate() error {

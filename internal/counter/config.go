@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/distributed-counter/distributed-counter/internal/httpserver"
 )
 
 // Config is the counter's configuration, loaded from the environment by main.
@@ -41,13 +43,7 @@ func (c Config) WithDefaults(hostname string) Config {
 }
 
 // Level is the parsed LOG_LEVEL.
-func (c Config) Level() (slog.Level, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		return 0, fmt.Errorf("LOG_LEVEL %q is not debug, info, warn or error", c.LogLevel)
-	}
-	return l, nil
-}
+func (c Config) Level() (slog.Level, error) { return httpserver.ParseLevel(c.LogLevel) }
 
 // Validate checks the configuration's meaning and returns every problem.
 func (c Config) Validate() error {
@@ -56,14 +52,17 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("HTTP_PORT %d is not a port", c.HTTPPort))
 	}
 	errs = append(errs, validURL("COORDINATOR_URL", c.CoordinatorURL), validURL("ADVERTISE_URL", c.AdvertiseURL))
-	for name, d := range map[string]time.Duration{
-		"REGISTER_INTERVAL":   c.RegisterInterval,
-		"COORDINATOR_TIMEOUT": c.CoordinatorTimeout,
-		"SYNC_TIMEOUT":        c.SyncTimeout,
-		"SHUTDOWN_TIMEOUT":    c.ShutdownTimeout,
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"REGISTER_INTERVAL", c.RegisterInterval},
+		{"COORDINATOR_TIMEOUT", c.CoordinatorTimeout},
+		{"SYNC_TIMEOUT", c.SyncTimeout},
+		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
 	} {
-		if d <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %s", d.name, d.v))
 		}
 	}
 	if _, err := c.Level(); err != nil {

@@ -31,23 +31,21 @@ func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
+// ParseLevel parses a LOG_LEVEL value.
+func ParseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("LOG_LEVEL %q is not debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
 // Healthcheck asks the service on this host's port for /health and returns
 // an error unless it answers 200. Scratch images have no curl; the binary
 // checks itself (`coordinator healthcheck`).
 func Healthcheck(port int) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(port)+"/health", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := (&http.Client{Timeout: 3 * time.Second}).Do(req)
-	if err != nil {
+	if _, err := getLocal(port, "/health"); err != nil {
 		return fmt.Errorf("healthcheck: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("healthcheck: status %d", resp.StatusCode)
 	}
 	return nil
 }
@@ -59,25 +57,34 @@ func Healthcheck(port int) error {
 // (`counter localcount <tenant>`) to ask a counter from inside the compose
 // network, where its port is not published.
 func LocalCount(w io.Writer, port int, tenantID string) error {
+	body, err := getLocal(port, "/items/"+url.PathEscape(tenantID)+"/count")
+	if err != nil {
+		return fmt.Errorf("localcount: %w", err)
+	}
+	_, err = w.Write(body)
+	return err
+}
+
+// getLocal GETs path from the service on this host's port, with a short
+// deadline, and returns the body of a 200 answer.
+func getLocal(port int, path string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	u := "http://127.0.0.1:" + strconv.Itoa(port) + "/items/" + url.PathEscape(tenantID) + "/count"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(port)+path, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := (&http.Client{Timeout: 3 * time.Second}).Do(req)
 	if err != nil {
-		return fmt.Errorf("localcount: %w", err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return fmt.Errorf("localcount: read answer: %w", err)
+		return nil, fmt.Errorf("read answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("localcount: status %d: %s", resp.StatusCode, bytes.TrimSpace(body))
+		return nil, fmt.Errorf("status %d: %s", resp.StatusCode, bytes.TrimSpace(body))
 	}
-	_, err = w.Write(body)
-	return err
+	return body, nil
 }
