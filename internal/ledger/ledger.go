@@ -311,6 +311,12 @@ func (l *Ledger) Join(req wire.JoinRequest) (wire.JoinResponse, error) {
 	if err := l.checkEpoch(req.Epoch); err != nil {
 		return wire.JoinResponse{}, err
 	}
+	if req.Epoch == l.last.Epoch && req.Last.Round.Seq < l.last.Seq {
+		// Within an epoch a counter never gets ahead of its coordinator:
+		// this join was sent before rounds this counter has since applied,
+		// and arrives late.
+		return wire.JoinResponse{}, fmt.Errorf("%w: join at %s, already at %s", ErrOutOfOrder, req.Last.Round, l.last)
+	}
 	l.resolve(req.Last)
 	l.staged = nil
 

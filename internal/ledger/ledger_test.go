@@ -263,3 +263,13 @@ func TestLedger_DecisionMustNameTheStagedTransaction(t *testing.T) {
 	require.NoError(t, l.Commit(wire.DecisionRequest{Round: staged, Stable: 1}))
 	assert.Equal(t, int64(1), count(t, l, 1, "acme"))
 }
+
+func TestLedger_LateJoinIsRefused(t *testing.T) {
+	l := ready(t)
+	commit(t, l, 1, 0, items("acme", "a")...)
+	commit(t, l, 2, 1, items("acme", "b")...)
+	// A join sent at seq 1, delayed past rounds the counter then applied.
+	_, err := l.Join(wire.JoinRequest{Epoch: epoch, ClusterID: "cl", Last: wire.Decision{Round: rid(1), Commit: true}, Committed: rid(1)})
+	assert.ErrorIs(t, err, ledger.ErrOutOfOrder)
+	assert.Equal(t, int64(2), count(t, l, 2, "acme"), "and changed nothing")
+}
