@@ -45,8 +45,8 @@ func (s *Service) syncLoop(ctx context.Context) {
 //  1. join: between two rounds, the counter enters the write set at the
 //     coordinator's last round; from then on it receives every round.
 //  2. snapshot: unless it already holds that history, the rows it lacks
-//     (since < seq <= join point) stream from a live counter through the
-//     coordinator into it.
+//     (since < seq <= the last committed seq) stream from a live counter
+//     through the coordinator into it.
 //  3. promote: it becomes live after it commits a round (an empty one if
 //     the cluster is idle), so every live counter's view names it.
 func (s *Service) sync(ctx context.Context, id, incarnation string, gen uint64) {

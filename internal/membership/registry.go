@@ -83,6 +83,7 @@ func (r *Registry) StartSync(id, incarnation string) (gen uint64, started bool) 
 	m.Joined, m.Installed = false, false
 	m.Gen = r.gen
 	m.Failures = 0
+	m.LastError = "" // it answered: that is why it is synced
 	return m.Gen, true
 }
 
