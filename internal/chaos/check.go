@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"math/bits"
@@ -41,6 +42,9 @@ type Report struct {
 
 // Visualize writes porcupine's HTML page of the history to path.
 func (r Report) Visualize(path string) error {
+	if r.model.Step == nil {
+		return errors.New("no linearizability check ran: nothing to visualise")
+	}
 	return porcupine.VisualizePath(r.model, r.info, path)
 }
 

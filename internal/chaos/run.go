@@ -145,8 +145,10 @@ func writeArtifacts(cfg Config, res Result, notes []porcupine.Annotation, ops []
 	}
 	base := filepath.Join(cfg.ArtifactDir, fmt.Sprintf("chaos-seed-%d", cfg.Seed))
 	res.Report.info.AddAnnotations(notes)
-	if err := res.Report.Visualize(base + ".html"); err != nil {
+	html := base + ".html"
+	if err := res.Report.Visualize(html); err != nil {
 		cfg.Logger.Warn("visualisation not written", "err", err)
+		html = base + ".json"
 	}
 	if data, err := json.MarshalIndent(struct {
 		Seed       uint64
@@ -156,7 +158,7 @@ func writeArtifacts(cfg Config, res Result, notes []porcupine.Annotation, ops []
 	}{cfg.Seed, res.Report.Violations, res.Events, ops}, "", " "); err == nil {
 		_ = os.WriteFile(base+".json", data, 0o644)
 	}
-	return base + ".html"
+	return html
 }
 
 // settle waits until every counter is live again, then reads the final

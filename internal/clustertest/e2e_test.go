@@ -393,3 +393,42 @@ func TestCluster_CoordinatorRestartAfterACounterIsGoneForGood(t *testing.T) {
 	mustAdd(t, c, items("acme", "b")...)
 	assert.Equal(t, int64(2), mustCount(t, c, "acme"))
 }
+
+func TestCluster_RoundNobodyAcknowledgedKeepsItsHoldersForRecovery(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{Counters: 2})
+	mustAdd(t, c, items("acme", "a")...)
+
+	// Every commit of the next round is lost: both counters are marked
+	// dead, the client cannot be told the outcome, and either counter may
+	// hold the round. They must stay the recorded holders.
+	var heal []func()
+	for _, n := range c.Counters {
+		heal = append(heal, c.Faults.Add(clustertest.Rule{Host: n.Host(), Path: "/internal/commit", Fault: clustertest.DropResponse}))
+	}
+	resp, err := c.Add(t.Context(), items("acme", "b")...)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusGatewayTimeout, resp.Status, "%s", resp.Body)
+	assert.Equal(t, wire.CodeOutcomeUnknown, resp.Error().Code)
+
+	// Now the holders cannot reach a restarted coordinator, and only a
+	// brand-new counter reports: recovery must wait for the holders.
+	for _, n := range c.Counters {
+		heal = append(heal, c.Faults.Add(clustertest.Rule{From: n.Name, Fault: clustertest.Drop}),
+			c.Faults.Add(clustertest.Rule{Host: n.Host(), Fault: clustertest.Drop}))
+	}
+	c.Coordinator.Stop()
+	c.Coordinator.Start(t)
+	newcomer := c.AddCounter(t, "counter-new")
+	newcomer.Start(t)
+	assert.Never(t, func() bool {
+		m, err := c.Members(t.Context())
+		return err == nil && !m.Recovering
+	}, 20*c.Options().RecoveryGrace, tick, "recovery closed without the holders")
+
+	for _, h := range heal {
+		h()
+	}
+	require.Eventually(t, func() bool { return c.LiveCount(t.Context()) == 3 }, waitFor, tick)
+	assert.Equal(t, int64(2), mustCount(t, c, "acme"), "a, and b, which the holders committed")
+}

@@ -242,6 +242,12 @@ func (c *cluster) RoundDone(round wire.RoundID, clusterID string, acked []twopc.
 	for _, id := range c.registry.RoundDone(round.Seq, ids) {
 		c.logger.Info("counter live", "node", id, "seq", round.Seq)
 	}
+	if !slices.ContainsFunc(acked, func(p twopc.Peer) bool { return p.Live }) {
+		// No live counter acknowledged: no client is told the round
+		// succeeded, and any voter may have applied it. The voters stay
+		// the holders.
+		return nil
+	}
 	holders := make([]twopc.Holder, 0, len(acked))
 	for _, p := range acked {
 		if m, ok := c.registry.Get(p.ID); ok {

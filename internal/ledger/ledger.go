@@ -300,9 +300,11 @@ func (l *Ledger) IDs(tenantID string) []string {
 // Join puts the ledger into the coordinator's write set at the join point
 // req.Last. A counter whose last committed round is the cluster's holds the
 // cluster's data already (rounds after it were aborts, which carry none):
-// it is complete. Any other keeps only the rows it knows to be stable
-// (seq <= since) and needs a snapshot of since < seq <= req.Committed.Seq;
-// rounds after the join point reach it as a participant meanwhile.
+// it is complete. Any other keeps the rows it can prove are in the
+// cluster's history (seq <= since: all it committed, when the same
+// coordinator epoch decided its last commit; its stable rows otherwise) and
+// needs a snapshot of since < seq <= req.Committed.Seq; rounds after the
+// join point reach it as a participant meanwhile.
 //
 // A round staged here and not the join point's round is dropped: it was
 // undecided by an earlier coordinator, and a restarted coordinator presumes
@@ -332,10 +334,18 @@ func (l *Ledger) Join(req wire.JoinRequest) (wire.JoinResponse, error) {
 		return wire.JoinResponse{Incarnation: l.incarnation, Complete: true, Since: l.since}, nil
 	}
 
+	// keep is the seq up to which this counter's rows are certainly part of
+	// the cluster's history.
 	var keep uint64
 	switch {
 	case !sameCluster:
+	case l.mode == wire.ModeReady && l.lastCommit.Epoch == req.Committed.Epoch && l.lastCommit.Seq <= req.Committed.Seq:
+		// Its last commit was decided by the coordinator that decided the
+		// cluster's: one coordinator, contiguous rounds, the same history.
+		keep = l.lastCommit.Seq
 	case l.mode == wire.ModeReady:
+		// Rounds of an older epoch above the stable seq may have been
+		// aborted by a restarted coordinator; stable ones never are.
 		keep = l.visibleAt
 	case l.mode == wire.ModeSyncing:
 		keep = l.since

@@ -182,13 +182,13 @@ func TestLedger_JoinBehindSyncsFromItsStablePrefix(t *testing.T) {
 	commit(t, source, 1, 0, items("acme", "a")...)
 	commit(t, joiner, 1, 0, items("acme", "a")...)
 	commit(t, source, 2, 1, items("acme", "b")...)
-	commit(t, joiner, 2, 1, items("acme", "b")...) // committed, not yet known stable: may be dropped
+	commit(t, joiner, 2, 1, items("acme", "b")...) // committed, not yet known stable, by this same coordinator
 	commit(t, source, 3, 2, items("acme", "c")...)
 	commit(t, source, 4, 3, items("globex", "x")...)
 
 	resp := joinFrom(t, joiner, wire.Decision{Round: rid(4), Commit: true}, rid(4), 3)
 	require.False(t, resp.Complete)
-	assert.Equal(t, uint64(1), resp.Since, "rows up to the last stable seq it knew are kept")
+	assert.Equal(t, uint64(2), resp.Since, "every row its coordinator decided is kept")
 	_, err := joiner.Count(epoch, 4, "acme")
 	assert.ErrorIs(t, err, ledger.ErrNotReady, "no reads before the snapshot")
 
@@ -199,7 +199,7 @@ func TestLedger_JoinBehindSyncsFromItsStablePrefix(t *testing.T) {
 
 	rows, err := source.Snapshot(resp.Since, 4)
 	require.NoError(t, err)
-	assert.Len(t, rows, 3, "b, c and x")
+	assert.Len(t, rows, 2, "c and x")
 	require.NoError(t, joiner.Merge(4, rows))
 	require.NoError(t, joiner.FinishSync(4))
 
@@ -272,4 +272,28 @@ func TestLedger_LateJoinIsRefused(t *testing.T) {
 	_, err := l.Join(wire.JoinRequest{Epoch: epoch, ClusterID: "cl", Last: wire.Decision{Round: rid(1), Commit: true}, Committed: rid(1)})
 	assert.ErrorIs(t, err, ledger.ErrOutOfOrder)
 	assert.Equal(t, int64(2), count(t, l, 2, "acme"), "and changed nothing")
+}
+
+func TestLedger_RejoinInTheSameEpochKeepsUnstableRows(t *testing.T) {
+	l := ready(t)
+	commit(t, l, 1, 0, items("acme", "a")...)
+	commit(t, l, 2, 1, items("acme", "b")...) // committed; never heard to be stable
+	// It was marked dead; the cluster went on to round 4.
+	resp := joinFrom(t, l, wire.Decision{Round: rid(4), Commit: true}, rid(4), 4)
+	require.False(t, resp.Complete)
+	assert.Equal(t, uint64(2), resp.Since, "its own coordinator decided round 2: it stays")
+	assert.Equal(t, []string{"a", "b"}, l.IDs("acme"))
+}
+
+func TestLedger_RejoinAfterANewEpochKeepsOnlyStableRows(t *testing.T) {
+	l := ready(t)
+	commit(t, l, 1, 0, items("acme", "a")...)
+	commit(t, l, 2, 1, items("acme", "b")...)
+	// A restarted coordinator (epoch 8) may have aborted round 2.
+	resp, err := l.Join(wire.JoinRequest{Epoch: epoch + 1, ClusterID: "cl",
+		Last: wire.Decision{Round: wire.RoundID{Epoch: epoch + 1, Seq: 3}, Commit: true}, Committed: wire.RoundID{Epoch: epoch + 1, Seq: 3}})
+	require.NoError(t, err)
+	require.False(t, resp.Complete)
+	assert.Equal(t, uint64(1), resp.Since)
+	assert.Equal(t, []string{"a"}, l.IDs("acme"))
 }
