@@ -321,6 +321,10 @@ func (s *Service) awaitRecovery(ctx context.Context, saved persisted, recorded b
 			}
 			s.logger.Info("recovered commit order", "epoch", pos.Epoch, "last", pos.Last.Round.String(),
 				"seed", seed, "counters", len(reports), "cluster_id", pos.ClusterID)
+			if seed == "" && len(saved.Holders) > 0 {
+				s.logger.Error("no counter that reported holds the data its holders had: starting a new, empty history",
+					"old_cluster_id", saved.ClusterID, "holders", saved.Holders)
+			}
 			for id, st := range reports {
 				s.resync(id, st.Incarnation)
 			}
