@@ -432,3 +432,28 @@ func TestCluster_RoundNobodyAcknowledgedKeepsItsHoldersForRecovery(t *testing.T)
 	require.Eventually(t, func() bool { return c.LiveCount(t.Context()) == 3 }, waitFor, tick)
 	assert.Equal(t, int64(2), mustCount(t, c, "acme"), "a, and b, which the holders committed")
 }
+
+func TestCluster_ABatchAcrossTenantsBecomesVisibleAtOnce(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{Counters: 2, CounterTimeout: 5 * time.Second})
+	a := c.Counters[0]
+
+	release := c.Faults.Add(clustertest.Rule{Host: c.Counters[1].Host(), Path: "/internal/commit", Fault: clustertest.Hold})
+	done := make(chan clustertest.Response, 1)
+	go func() {
+		resp, _ := c.Add(context.Background(), append(items("acme", "x"), items("globex", "y", "z")...)...)
+		done <- resp
+	}()
+	require.Eventually(t, func() bool {
+		lc, err := c.LocalCount(t.Context(), a, "globex")
+		return err == nil && lc.Count == 2
+	}, waitFor, tick, "one counter applied the batch")
+	for range 20 {
+		assert.Equal(t, int64(0), mustCount(t, c, "acme"), "no part of the batch is visible yet")
+		assert.Equal(t, int64(0), mustCount(t, c, "globex"), "no part of the batch is visible yet")
+	}
+	release()
+	require.Equal(t, http.StatusOK, (<-done).Status)
+	assert.Equal(t, int64(1), mustCount(t, c, "acme"))
+	assert.Equal(t, int64(2), mustCount(t, c, "globex"))
+}
