@@ -352,23 +352,7 @@ func TestCluster_RestartedCoordinatorWaitsForTheDataHolders(t *testing.T) {
 	// The holders cannot reach the restarted coordinator; only a brand-new,
 	// empty counter reports. Starting a fresh history now would lose a
 	// and b: the coordinator must wait.
-	var heal []func()
-	for _, n := range c.Counters {
-		heal = append(heal, c.Faults.Add(clustertest.Rule{From: n.Name, Fault: clustertest.Drop}),
-			c.Faults.Add(clustertest.Rule{Host: n.Host(), Fault: clustertest.Drop}))
-	}
-	c.Coordinator.Stop()
-	c.Coordinator.Start(t)
-	newcomer := c.AddCounter(t, "counter-new")
-	newcomer.Start(t)
-	assert.Never(t, func() bool {
-		m, err := c.Members(t.Context())
-		return err == nil && !m.Recovering
-	}, 20*c.Options().RecoveryGrace, tick, "recovery closed without the holders")
-
-	for _, h := range heal {
-		h()
-	}
+	newcomer := restartWithHoldersCutOff(t, c)
 	require.Eventually(t, func() bool { return c.LiveCount(t.Context()) == 3 }, waitFor, tick)
 	assert.Equal(t, int64(2), mustCount(t, c, "acme"))
 	lc, err := c.LocalCount(t.Context(), newcomer, "acme")
@@ -413,22 +397,10 @@ func TestCluster_RoundNobodyAcknowledgedKeepsItsHoldersForRecovery(t *testing.T)
 
 	// Now the holders cannot reach a restarted coordinator, and only a
 	// brand-new counter reports: recovery must wait for the holders.
-	for _, n := range c.Counters {
-		heal = append(heal, c.Faults.Add(clustertest.Rule{From: n.Name, Fault: clustertest.Drop}),
-			c.Faults.Add(clustertest.Rule{Host: n.Host(), Fault: clustertest.Drop}))
-	}
-	c.Coordinator.Stop()
-	c.Coordinator.Start(t)
-	newcomer := c.AddCounter(t, "counter-new")
-	newcomer.Start(t)
-	assert.Never(t, func() bool {
-		m, err := c.Members(t.Context())
-		return err == nil && !m.Recovering
-	}, 20*c.Options().RecoveryGrace, tick, "recovery closed without the holders")
-
 	for _, h := range heal {
 		h()
 	}
+	restartWithHoldersCutOff(t, c)
 	require.Eventually(t, func() bool { return c.LiveCount(t.Context()) == 3 }, waitFor, tick)
 	assert.Equal(t, int64(2), mustCount(t, c, "acme"), "a, and b, which the holders committed")
 }
@@ -456,4 +428,28 @@ func TestCluster_ABatchAcrossTenantsBecomesVisibleAtOnce(t *testing.T) {
 	require.Equal(t, http.StatusOK, (<-done).Status)
 	assert.Equal(t, int64(1), mustCount(t, c, "acme"))
 	assert.Equal(t, int64(2), mustCount(t, c, "globex"))
+}
+
+// restartWithHoldersCutOff restarts the coordinator while every counter
+// is cut off from it and only a brand-new, empty counter reports, checks
+// that recovery waits, then heals the partition and returns the newcomer.
+func restartWithHoldersCutOff(t *testing.T, c *clustertest.Cluster) *clustertest.Node {
+	t.Helper()
+	var heal []func()
+	for _, n := range c.Counters {
+		heal = append(heal, c.Faults.Add(clustertest.Rule{From: n.Name, Fault: clustertest.Drop}),
+			c.Faults.Add(clustertest.Rule{Host: n.Host(), Fault: clustertest.Drop}))
+	}
+	c.Coordinator.Stop()
+	c.Coordinator.Start(t)
+	newcomer := c.AddCounter(t, "counter-new")
+	newcomer.Start(t)
+	assert.Never(t, func() bool {
+		m, err := c.Members(t.Context())
+		return err == nil && !m.Recovering
+	}, 20*c.Options().RecoveryGrace, tick, "recovery closed without the holders")
+	for _, h := range heal {
+		h()
+	}
+	return newcomer
 }
