@@ -31,7 +31,7 @@ func run() error {
 		return fmt.Errorf("load config: %w", err)
 	}
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		return httpserver.Healthcheck(cfg.HTTPPort)
+		return httpserver.Healthcheck(cfg.HTTPPort, "/health", "")
 	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid config: %w", err)
@@ -41,10 +41,14 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ln, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.HTTPPort))
+	public, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.HTTPPort))
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return fmt.Errorf("listen on HTTP_PORT: %w", err)
+	}
+	internal, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.InternalPort))
+	if err != nil {
+		return fmt.Errorf("listen on INTERNAL_PORT: %w", err)
 	}
 	client := &http.Client{Timeout: cfg.SyncTimeout, Transport: httpserver.NewTransport()}
-	return coordinator.Run(ctx, cfg, ln, client, logger)
+	return coordinator.Run(ctx, cfg, public, internal, client, logger)
 }

@@ -31,10 +31,10 @@ func run() error {
 		return fmt.Errorf("load config: %w", err)
 	}
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		return httpserver.Healthcheck(cfg.HTTPPort)
+		return httpserver.Healthcheck(cfg.HTTPPort, "/health", cfg.ClusterToken)
 	}
 	if len(os.Args) == 3 && os.Args[1] == "localcount" {
-		return httpserver.LocalCount(os.Stdout, cfg.HTTPPort, os.Args[2])
+		return httpserver.LocalCount(os.Stdout, cfg.HTTPPort, cfg.ClusterToken, os.Args[2])
 	}
 	hostname, err := os.Hostname()
 	if err != nil {

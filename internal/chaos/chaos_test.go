@@ -27,3 +27,18 @@ func TestChaos_FixedSeeds(t *testing.T) {
 		})
 	}
 }
+
+// TestAbuse_AttackersChangeNothingForOrdinaryClients: while ordinary
+// clients add and read, attackers send every malformed, oversized and odd
+// request to every public route, and every internal route without the
+// token or with a wrong one and forged bodies. No acknowledged item is
+// lost, no counter is marked dead, no ordinary request fails, every attack
+// gets a 4xx (or 503 overloaded), and the history passes every checker.
+func TestAbuse_AttackersChangeNothingForOrdinaryClients(t *testing.T) {
+	res := chaos.Run(t, chaos.Config{Seed: 7, Calm: true, Attackers: 3, Duration: 4 * time.Second, MaxOpsPerClient: 300, ArtifactDir: t.TempDir()})
+	for _, v := range res.Report.Violations {
+		t.Errorf("violation: %s", v)
+	}
+	assert.Greater(t, res.Ops, 100, "the ordinary workload ran")
+	assert.Greater(t, res.Attacks, 100, "the attackers ran")
+}

@@ -35,6 +35,12 @@ type Config struct {
 	MaxOpsPerClient int
 	// Calm disables the nemesis.
 	Calm bool
+	// Attackers send malformed, oversized and forged requests to every
+	// public and internal route meanwhile (abuse.go), at most
+	// MaxOpsPerClient each; the run then also fails on any answer an
+	// attack must not get, on any counter marked dead, and on any failed
+	// operation of the ordinary clients. Use it with Calm.
+	Attackers int
 	// CheckTimeout bounds porcupine.
 	CheckTimeout time.Duration
 	// ArtifactDir receives the HTML visualisation of a failed run.
@@ -73,6 +79,8 @@ type Result struct {
 	Events []string
 	// Artifact is the path of the visualisation written for a failed run.
 	Artifact string
+	// Attacks is the number of requests the attackers sent.
+	Attacks int
 }
 
 // Failed reports whether the run found a violation.
@@ -83,7 +91,8 @@ func (r Result) Failed() bool { return len(r.Report.Violations) > 0 }
 func Run(t clustertest.T, cfg Config) Result {
 	cfg = cfg.withDefaults()
 	res := Result{Seed: cfg.Seed}
-	c := clustertest.Start(t, clustertest.Options{
+	var memberChanges atomic.Int64
+	opts := clustertest.Options{
 		Counters:       cfg.Counters,
 		HealthInterval: 50 * time.Millisecond,
 		CounterTimeout: 250 * time.Millisecond,
@@ -91,7 +100,14 @@ func Run(t clustertest.T, cfg Config) Result {
 		RecoveryGrace:  100 * time.Millisecond,
 		Seed:           cfg.Seed,
 		Logger:         cfg.Logger,
-	})
+	}
+	if cfg.Attackers > 0 {
+		opts.MaxBodyBytes, opts.MaxRoundBytes = attackMaxBody, attackMaxRound
+		opts.Logger = slog.New(memberEvents{Handler: cfg.Logger.Handler(), n: &memberChanges})
+		// A counter slowed by the attackers' large rounds is not dead.
+		opts.CounterTimeout = 2 * time.Second
+	}
+	c := clustertest.Start(t, opts)
 	ctx := context.Background()
 	if err := waitUntil(ctx, 10*time.Second, func() bool { return c.LiveCount(ctx) == cfg.Counters }); err != nil {
 		t.Fatalf("seed %d: cluster never became live: %v", cfg.Seed, err)
@@ -119,7 +135,15 @@ func Run(t clustertest.T, cfg Config) Result {
 	if !cfg.Calm {
 		wg.Go(func() { n.run(loadCtx) })
 	}
+	attackers := make([]*attacker, cfg.Attackers)
+	for i := range attackers {
+		attackers[i] = newAttacker(c, cfg.Seed+uint64(i))
+		wg.Go(func() { attackers[i].run(loadCtx, cfg.MaxOpsPerClient) })
+	}
 	wg.Wait()
+	for _, a := range attackers {
+		res.Attacks += int(a.sent.Load())
+	}
 
 	n.healAll(t)
 	final, err := settle(ctx, c, tenants)
@@ -131,6 +155,9 @@ func Run(t clustertest.T, cfg Config) Result {
 		res.Report.Violations = append(checkReads(ops), Violation{Check: "availability", Tenant: "*", Detail: err.Error()})
 	} else {
 		res.Report = Check(ops, final, cfg.CheckTimeout)
+	}
+	if cfg.Attackers > 0 {
+		res.Report.Violations = append(res.Report.Violations, abuseViolations(attackers, ops, memberChanges.Load())...)
 	}
 	if res.Failed() && cfg.ArtifactDir != "" {
 		res.Artifact = writeArtifacts(cfg, res, n.annotations, ops)
@@ -434,3 +461,28 @@ type nopT struct{}
 func (nopT) Helper()               {}
 func (nopT) Fatalf(string, ...any) {}
 func (nopT) Cleanup(func())        {}
+
+// abuseViolations judges a run with attackers: every attack got an answer
+// it may get, no counter was marked dead or removed, and every operation of
+// the ordinary clients succeeded.
+func abuseViolations(attackers []*attacker, ops []Op, memberChanges int64) []Violation {
+	var vs []Violation
+	for _, a := range attackers {
+		a.mu.Lock()
+		vs = append(vs, a.violations...)
+		a.mu.Unlock()
+	}
+	if memberChanges > 0 {
+		vs = append(vs, Violation{Check: "abuse", Tenant: "*", Detail: fmt.Sprintf("%d counters marked dead or removed", memberChanges)})
+	}
+	failed := 0
+	for _, op := range ops {
+		if op.Outcome != OK {
+			failed++
+		}
+	}
+	if failed > 0 {
+		vs = append(vs, Violation{Check: "abuse", Tenant: "*", Detail: fmt.Sprintf("%d of %d operations of ordinary clients failed", failed, len(ops))})
+	}
+	return vs
+}

@@ -6,6 +6,7 @@ package clustertest
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -39,6 +40,15 @@ type Options struct {
 	RecoveryTries  int
 	RecoveryGrace  time.Duration
 	MinLive        int
+	// MaxBodyBytes bounds a POST /items body (1 MiB by default).
+	MaxBodyBytes int64
+	// MaxRoundBytes bounds a round's prepare, on the coordinator and on
+	// every counter (64 MiB by default).
+	MaxRoundBytes int64
+	// MaxInflightRequests bounds the public requests served at once (1024).
+	MaxInflightRequests int
+	// MaxCounters bounds the registered counters (64).
+	MaxCounters int
 	// Seed drives the probabilistic fault rules.
 	Seed uint64
 	// Logger receives every node's logs; nil discards them.
@@ -64,6 +74,18 @@ func (o Options) withDefaults() Options {
 	if o.MinLive == 0 {
 		o.MinLive = 1
 	}
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = 1 << 20
+	}
+	if o.MaxRoundBytes == 0 {
+		o.MaxRoundBytes = 64 << 20
+	}
+	if o.MaxInflightRequests == 0 {
+		o.MaxInflightRequests = 1024
+	}
+	if o.MaxCounters == 0 {
+		o.MaxCounters = 64
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -79,23 +101,29 @@ type Cluster struct {
 	Faults *Faults
 	// Client calls the public API and the counters directly, without faults.
 	Client *http.Client
+	// Token is the cluster token every node shares; tests that play an
+	// attacker leave it out.
+	Token string
 
 	opts     Options
 	counters *remote.Counters
 }
 
 // Node is one process of the cluster: it can be stopped and started again
-// on the same address, which is how a crash and restart look to the others.
-// A restarted counter has lost its state and has a new incarnation.
+// on the same addresses, which is how a crash and restart look to the
+// others. A restarted counter has lost its state and has a new incarnation.
 type Node struct {
 	Name string
-	// URL is the node's base URL, stable across restarts.
-	URL  string
-	addr string
-	run  func(ctx context.Context, ln net.Listener) error
+	// URL is the node's base URL, stable across restarts: the public API
+	// of the coordinator, the (only, internal) API of a counter.
+	URL string
+	// InternalURL is the coordinator's internal API; empty for a counter.
+	InternalURL string
+	addrs       []string
+	run         func(ctx context.Context, lns []net.Listener) error
 
 	mu     sync.Mutex
-	first  net.Listener // bound at creation, used by the first Start
+	first  []net.Listener // bound at creation, used by the first Start
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -107,18 +135,20 @@ func Start(t T, opts Options) *Cluster {
 	c := &Cluster{
 		Faults: NewFaults(opts.Seed),
 		Client: &http.Client{Timeout: 10 * time.Second},
+		Token:  rand.Text() + rand.Text(), // 52 characters of base32
 		opts:   opts,
 	}
-	c.counters = remote.NewCounters(c.Client)
+	c.counters = remote.NewCounters(c.Client, c.Token)
 	dataDir, err := os.MkdirTemp("", "clustertest-coordinator-")
 	if err != nil {
 		t.Fatalf("coordinator data dir: %v", err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dataDir) })
-	c.Coordinator = c.newNode(t, "coordinator", func(ctx context.Context, ln net.Listener, self string) error {
+	c.Coordinator = c.newNode(t, "coordinator", 2, func(ctx context.Context, lns []net.Listener, _ string) error {
 		cfg := CoordinatorConfig(opts)
 		cfg.DataDir = dataDir
-		return coordinator.Run(ctx, cfg, ln, c.nodeClient("coordinator"), opts.Logger.With("proc", "coordinator"))
+		cfg.ClusterToken = c.Token
+		return coordinator.Run(ctx, cfg, lns[0], lns[1], c.nodeClient("coordinator"), opts.Logger.With("proc", "coordinator"))
 	})
 	for i := range opts.Counters {
 		c.AddCounter(t, fmt.Sprintf("counter-%d", i+1))
@@ -141,17 +171,25 @@ func Start(t T, opts Options) *Cluster {
 func CoordinatorConfig(opts Options) coordinator.Config {
 	opts = opts.withDefaults()
 	return coordinator.Config{
-		HealthInterval:  opts.HealthInterval,
-		RecoveryTries:   opts.RecoveryTries,
-		RequestTimeout:  5 * time.Second,
-		CounterTimeout:  opts.CounterTimeout,
-		SyncTimeout:     10 * time.Second,
-		MaxBodyBytes:    1 << 20,
-		MinLiveCounters: opts.MinLive,
-		MaxBatchItems:   10000,
-		RecoveryGrace:   opts.RecoveryGrace,
-		ShutdownTimeout: 200 * time.Millisecond,
-		LogLevel:        "debug",
+		HealthInterval:      opts.HealthInterval,
+		RecoveryTries:       opts.RecoveryTries,
+		RequestTimeout:      5 * time.Second,
+		CounterTimeout:      opts.CounterTimeout,
+		SyncTimeout:         10 * time.Second,
+		HTTPTimeout:         10 * time.Second,
+		MaxBodyBytes:        opts.MaxBodyBytes,
+		MaxItemsPerRequest:  10000,
+		MaxInflightRequests: opts.MaxInflightRequests,
+		MaxInflightBytes:    64 << 20,
+		MaxConnections:      4096,
+		MaxQueuedRequests:   1024,
+		MaxRoundBytes:       opts.MaxRoundBytes,
+		MaxCounters:         opts.MaxCounters,
+		MinLiveCounters:     opts.MinLive,
+		MaxBatchItems:       10000,
+		RecoveryGrace:       opts.RecoveryGrace,
+		ShutdownTimeout:     200 * time.Millisecond,
+		LogLevel:            "debug",
 	}
 }
 
@@ -161,18 +199,21 @@ func (c *Cluster) Options() Options { return c.opts }
 // AddCounter creates a counter node; call Start on it to run it.
 func (c *Cluster) AddCounter(t T, name string) *Node {
 	t.Helper()
-	n := c.newNode(t, name, func(ctx context.Context, ln net.Listener, self string) error {
+	n := c.newNode(t, name, 1, func(ctx context.Context, lns []net.Listener, self string) error {
 		cfg := counter.Config{
-			CoordinatorURL:     c.Coordinator.URL,
+			CoordinatorURL:     c.Coordinator.InternalURL,
 			AdvertiseURL:       self,
+			ClusterToken:       c.Token,
 			RegisterInterval:   c.opts.HealthInterval,
 			CoordinatorTimeout: c.opts.CounterTimeout,
 			SyncTimeout:        10 * time.Second,
-			MaxRoundBytes:      64 << 20,
+			HTTPTimeout:        10 * time.Second,
+			MaxConnections:     4096,
+			MaxRoundBytes:      c.opts.MaxRoundBytes,
 			ShutdownTimeout:    200 * time.Millisecond,
 			LogLevel:           "debug",
 		}
-		return counter.Run(ctx, cfg, ln, c.nodeClient(name), c.opts.Logger.With("proc", name))
+		return counter.Run(ctx, cfg, lns[0], c.nodeClient(name), c.opts.Logger.With("proc", name))
 	})
 	c.Counters = append(c.Counters, n)
 	return n
@@ -185,20 +226,33 @@ func (c *Cluster) nodeClient(from string) *http.Client {
 	return &http.Client{Timeout: 10 * time.Second, Transport: c.Faults.Transport(from, base)}
 }
 
-func (c *Cluster) newNode(t T, name string, run func(ctx context.Context, ln net.Listener, self string) error) *Node {
+// newNode creates a node with listeners listeners on 127.0.0.1: the first
+// is its URL, the second (the coordinator's) its InternalURL.
+func (c *Cluster) newNode(t T, name string, listeners int, run func(ctx context.Context, lns []net.Listener, self string) error) *Node {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen for %s: %v", name, err)
+	n := &Node{Name: name}
+	for range listeners {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("listen for %s: %v", name, err)
+		}
+		n.first = append(n.first, ln)
+		n.addrs = append(n.addrs, ln.Addr().String())
 	}
-	addr := ln.Addr().String()
-	n := &Node{Name: name, URL: "http://" + addr, addr: addr, first: ln}
-	n.run = func(ctx context.Context, ln net.Listener) error { return run(ctx, ln, n.URL) }
+	n.URL = "http://" + n.addrs[0]
+	if listeners > 1 {
+		n.InternalURL = "http://" + n.addrs[1]
+	}
+	n.run = func(ctx context.Context, lns []net.Listener) error { return run(ctx, lns, n.URL) }
 	return n
 }
 
-// Host returns the node's host:port, as fault rules match it.
-func (n *Node) Host() string { return n.addr }
+// Host returns the node's host:port, as fault rules match it: a counter's
+// only one, the coordinator's public one.
+func (n *Node) Host() string { return n.addrs[0] }
+
+// InternalHost returns the coordinator's internal host:port.
+func (n *Node) InternalHost() string { return n.addrs[len(n.addrs)-1] }
 
 // Start runs the node (again) on its address.
 func (n *Node) Start(t T) {
@@ -208,34 +262,47 @@ func (n *Node) Start(t T) {
 	if n.cancel != nil {
 		t.Fatalf("%s already running", n.Name)
 	}
-	ln, err := n.first, error(nil)
+	lns := n.first
 	n.first = nil
-	deadline := time.Now().Add(5 * time.Second)
-	for ln == nil {
-		if ln, err = net.Listen("tcp", n.addr); err == nil || time.Now().After(deadline) {
-			break
+	if lns == nil {
+		for _, addr := range n.addrs {
+			ln, err := listenAgain(addr)
+			if err != nil {
+				for _, l := range lns {
+					_ = l.Close()
+				}
+				t.Fatalf("start %s on %s: %v", n.Name, addr, err)
+				return
+			}
+			lns = append(lns, ln)
 		}
-		ln = nil
-		time.Sleep(10 * time.Millisecond) // the port is being released by the previous run
-	}
-	if err != nil {
-		t.Fatalf("start %s on %s: %v", n.Name, n.addr, err)
-		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- n.run(ctx, ln) }()
+	go func() { done <- n.run(ctx, lns) }()
 	n.cancel, n.done = cancel, done
+}
+
+// listenAgain binds addr, retrying while the previous run releases it.
+func listenAgain(addr string) (net.Listener, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ln, err := net.Listen("tcp", addr)
+		if err == nil || time.Now().After(deadline) {
+			return ln, err
+		}
+		time.Sleep(10 * time.Millisecond) // the port is being released by the previous run
+	}
 }
 
 // Stop stops the node and waits until it has; a no-op if it is not running.
 func (n *Node) Stop() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.first != nil {
-		_ = n.first.Close()
-		n.first = nil
+	for _, ln := range n.first {
+		_ = ln.Close()
 	}
+	n.first = nil
 	if n.cancel == nil {
 		return
 	}
@@ -321,14 +388,24 @@ func (c *Cluster) IDs(ctx context.Context, n *Node, tenantID string) ([]string, 
 	return c.counters.IDs(ctx, n.URL, tenantID)
 }
 
-// Members returns the coordinator's view of the counters.
+// Members returns the coordinator's view of the counters, from its
+// internal API: with each counter's URL as its id.
 func (c *Cluster) Members(ctx context.Context) (wire.CountersResponse, error) {
 	var cr wire.CountersResponse
-	resp, err := c.Do(ctx, http.MethodGet, "/counters", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Coordinator.InternalURL+"/internal/counters", nil)
 	if err != nil {
 		return cr, err
 	}
-	return cr, resp.Decode(&cr)
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	resp, err := c.Client.Do(req)
+	if err != nil {
+		return cr, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return cr, fmt.Errorf("GET /internal/counters: %s", resp.Status)
+	}
+	return cr, json.NewDecoder(resp.Body).Decode(&cr)
 }
 
 // State returns the coordinator's state of one counter ("" if unknown).

@@ -140,7 +140,9 @@ func TestCluster_RejectsBadInput(t *testing.T) {
 
 func TestCluster_StoppedCounterCatchesUpBeforeServing(t *testing.T) {
 	t.Parallel()
-	c := startLive(t, clustertest.Options{})
+	// Enough tries that the stopped counter stays listed as dead while the
+	// test looks, however slow the machine (4 tries are 200 ms here).
+	c := startLive(t, clustertest.Options{RecoveryTries: 1000})
 	first := c.Counters[0]
 	mustAdd(t, c, items("acme", "a", "b")...)
 

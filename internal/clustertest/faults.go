@@ -155,7 +155,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			StatusCode: http.StatusConflict,
 			Status:     "409 Conflict",
 			Header:     http.Header{"Content-Type": {"application/json"}},
-			Body:       io.NopCloser(strings.NewReader(`{"message":"injected refusal","code":"refused"}`)),
+			Body:       io.NopCloser(strings.NewReader(`{"message":"injected refusal","code":"voted_no"}`)),
 			Request:    req,
 		}, nil
 	case Delay:

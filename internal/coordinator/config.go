@@ -7,11 +7,19 @@ import (
 	"time"
 
 	"github.com/distributed-counter/distributed-counter/internal/httpserver"
+	"github.com/distributed-counter/distributed-counter/internal/wire"
 )
 
 // Config is the coordinator's configuration, loaded from the environment by main.
 type Config struct {
+	// HTTPPort serves the public API, to clients.
 	HTTPPort int `envconfig:"HTTP_PORT" default:"8080"`
+	// InternalPort serves the internal API, to counters only.
+	InternalPort int `envconfig:"INTERNAL_PORT" default:"8081"`
+	// ClusterToken authenticates every internal call, both ways.
+	ClusterToken string `envconfig:"CLUSTER_TOKEN"`
+	// ClusterInsecure allows running without a token.
+	ClusterInsecure bool `envconfig:"CLUSTER_INSECURE" default:"false"`
 	// HealthInterval is the period of the health checks of the counters.
 	HealthInterval time.Duration `envconfig:"HEALTH_INTERVAL" default:"10s"`
 	// RecoveryTries is how many further failed checks remove a dead counter.
@@ -21,8 +29,27 @@ type Config struct {
 	// CounterTimeout bounds each call to a counter (prepare, commit, read, health check, join).
 	CounterTimeout time.Duration `envconfig:"COUNTER_TIMEOUT" default:"2s"`
 	// SyncTimeout bounds bringing one counter up to date, snapshot included.
-	SyncTimeout  time.Duration `envconfig:"SYNC_TIMEOUT" default:"5m"`
-	MaxBodyBytes int64         `envconfig:"MAX_BODY_BYTES" default:"4194304"`
+	SyncTimeout time.Duration `envconfig:"SYNC_TIMEOUT" default:"5m"`
+	// HTTPTimeout bounds reading a request (body included) on both
+	// listeners, and writing an answer on the internal one.
+	HTTPTimeout time.Duration `envconfig:"HTTP_TIMEOUT" default:"30s"`
+	// MaxBodyBytes bounds one POST /items body.
+	MaxBodyBytes int64 `envconfig:"MAX_BODY_BYTES" default:"4194304"`
+	// MaxItemsPerRequest bounds the items of one POST /items.
+	MaxItemsPerRequest int `envconfig:"MAX_ITEMS_PER_REQUEST" default:"10000"`
+	// MaxInflightRequests bounds the public requests served at once.
+	MaxInflightRequests int `envconfig:"MAX_INFLIGHT_REQUESTS" default:"1024"`
+	// MaxInflightBytes bounds the POST /items bodies held at once.
+	MaxInflightBytes int64 `envconfig:"MAX_INFLIGHT_BYTES" default:"268435456"`
+	// MaxConnections bounds the open connections of each listener.
+	MaxConnections int `envconfig:"MAX_CONNECTIONS" default:"4096"`
+	// MaxQueuedRequests bounds the writes waiting for a round.
+	MaxQueuedRequests int `envconfig:"MAX_QUEUED_REQUESTS" default:"1024"`
+	// MaxRoundBytes bounds the encoded prepare of one round; the counters
+	// refuse larger ones, so both read the same variable.
+	MaxRoundBytes int64 `envconfig:"MAX_ROUND_BYTES" default:"67108864"`
+	// MaxCounters bounds the registered counters.
+	MaxCounters int `envconfig:"MAX_COUNTERS" default:"64"`
 	// MinLiveCounters is how many live counters must commit a write before it is acknowledged.
 	MinLiveCounters int `envconfig:"MIN_LIVE_COUNTERS" default:"1"`
 	// MaxBatchItems caps the items of concurrent requests merged into one round.
@@ -46,6 +73,15 @@ func (c Config) Validate() error {
 	if c.HTTPPort < 0 || c.HTTPPort > 65535 {
 		errs = append(errs, fmt.Errorf("HTTP_PORT %d is not a port", c.HTTPPort))
 	}
+	if c.InternalPort < 0 || c.InternalPort > 65535 {
+		errs = append(errs, fmt.Errorf("INTERNAL_PORT %d is not a port", c.InternalPort))
+	}
+	if c.InternalPort == c.HTTPPort && c.HTTPPort != 0 {
+		errs = append(errs, fmt.Errorf("INTERNAL_PORT must differ from HTTP_PORT (%d): internal routes never share the public port", c.HTTPPort))
+	}
+	if err := httpserver.CheckClusterToken(c.ClusterToken, c.ClusterInsecure); err != nil {
+		errs = append(errs, err)
+	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -55,6 +91,7 @@ func (c Config) Validate() error {
 		{"COUNTER_TIMEOUT", c.CounterTimeout},
 		{"SYNC_TIMEOUT", c.SyncTimeout},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
+		{"HTTP_TIMEOUT", c.HTTPTimeout},
 	} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", d.name, d.v))
@@ -72,9 +109,31 @@ func (c Config) Validate() error {
 	if c.MaxBatchItems < 1 {
 		errs = append(errs, fmt.Errorf("MAX_BATCH_ITEMS must be at least 1, got %d", c.MaxBatchItems))
 	}
-	if c.MaxBodyBytes <= 0 {
-		errs = append(errs, fmt.Errorf("MAX_BODY_BYTES must be positive, got %d", c.MaxBodyBytes))
+	for _, n := range []struct {
+		name string
+		v    int64
+	}{
+		{"MAX_BODY_BYTES", c.MaxBodyBytes},
+		{"MAX_ITEMS_PER_REQUEST", int64(c.MaxItemsPerRequest)},
+		{"MAX_INFLIGHT_REQUESTS", int64(c.MaxInflightRequests)},
+		{"MAX_CONNECTIONS", int64(c.MaxConnections)},
+		{"MAX_QUEUED_REQUESTS", int64(c.MaxQueuedRequests)},
+		{"MAX_COUNTERS", int64(c.MaxCounters)},
+	} {
+		if n.v < 1 {
+			errs = append(errs, fmt.Errorf("%s must be at least 1, got %d", n.name, n.v))
+		}
 	}
+	if c.MaxInflightBytes < c.MaxBodyBytes {
+		errs = append(errs, fmt.Errorf("MAX_INFLIGHT_BYTES (%d) must be at least MAX_BODY_BYTES (%d)", c.MaxInflightBytes, c.MaxBodyBytes))
+	}
+	if c.MaxCounters > wire.MaxView {
+		errs = append(errs, fmt.Errorf("MAX_COUNTERS must be at most %d, got %d", wire.MaxView, c.MaxCounters))
+	}
+	if min := int64(wire.PrepareOverhead(c.MaxCounters)) + 64<<10; c.MaxRoundBytes < min {
+		errs = append(errs, fmt.Errorf("MAX_ROUND_BYTES must be at least %d for MAX_COUNTERS=%d, got %d", min, c.MaxCounters, c.MaxRoundBytes))
+	}
+
 	if _, err := c.Level(); err != nil {
 		errs = append(errs, err)
 	}

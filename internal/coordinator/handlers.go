@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -14,7 +15,9 @@ import (
 
 // ItemAdder adds items to the commit order.
 type ItemAdder interface {
-	AddItems(ctx context.Context, items []wire.Item) error
+	AddItems(ctx context.Context, batch wire.Batch) error
+	// MaxBatchBytes is the largest encoded batch a round can carry.
+	MaxBatchBytes() int
 }
 
 // CountReader reads a tenant's count.
@@ -30,19 +33,33 @@ func (e invalidError) Unwrap() error { return e.err }
 
 func invalid(err error) error { return invalidError{err} }
 
-// writeError maps an error to the API's answer. Causes of 5xx answers go to
-// the log with the request id; the client gets a message it can act on.
+// errBodyBudget: the bodies in flight already take MAX_INFLIGHT_BYTES.
+var errBodyBudget = errors.New("too many request bodies in flight; retry shortly")
+
+// writeError maps an error to the API's answer, each limit to its code.
+// Causes of 5xx answers go to the log with the request id; the client gets
+// a message it can act on.
 func writeError(logger *slog.Logger, w http.ResponseWriter, r *http.Request, err error) {
 	var status int
 	var code, msg string
 	switch {
-	case errors.Is(err, httpserver.ErrTooLarge):
+	case errors.Is(err, wire.ErrTooManyItems):
+		status, code, msg = http.StatusRequestEntityTooLarge, wire.CodeTooManyItems, err.Error()
+	case errors.Is(err, httpserver.ErrTooLarge), errors.Is(err, twopc.ErrTooLarge):
 		status, code, msg = http.StatusRequestEntityTooLarge, wire.CodeTooLarge, err.Error()
 	case errors.As(err, new(invalidError)):
 		status, code, msg = http.StatusBadRequest, wire.CodeInvalid, err.Error()
 	case errors.Is(err, ErrBadRegistration):
 		status, code, msg = http.StatusBadRequest, wire.CodeInvalid, err.Error()
-	case errors.Is(err, twopc.ErrOutcomeUnknown), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, errBodyBudget), errors.Is(err, twopc.ErrOverloaded):
+		httpserver.WriteOverloaded(w, err.Error())
+		return
+	case errors.Is(err, ErrTooManyCounters):
+		status, code, msg = http.StatusServiceUnavailable, wire.CodeTooManyCounters, err.Error()
+	case errors.Is(err, ErrReadTimeout):
+		status, code = http.StatusGatewayTimeout, wire.CodeTimeout
+		msg = "the read did not finish in time; nothing changed, retry"
+	case errors.Is(err, twopc.ErrOutcomeUnknown), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		status, code = http.StatusGatewayTimeout, wire.CodeOutcomeUnknown
 		msg = "the write may or may not have been applied; retrying the same items is safe"
 	case errors.Is(err, ErrRecovering):
@@ -54,28 +71,57 @@ func writeError(logger *slog.Logger, w http.ResponseWriter, r *http.Request, err
 	default:
 		status, code, msg = http.StatusInternalServerError, wire.CodeInternal, "internal error"
 	}
-	if status >= 500 {
+	if status >= 500 && r.Context().Err() == nil {
 		logger.Warn("request failed", "path", r.URL.Path, "status", status, "err", err,
 			"request_id", httpserver.RequestID(r.Context()))
 	}
 	httpserver.WriteError(w, status, code, msg)
 }
 
-func handleCreateItems(logger *slog.Logger, items ItemAdder, maxBodyBytes int64, timeout time.Duration) http.HandlerFunc {
+// handleCreateItems checks and encodes a batch of items before it reaches
+// the committer: nothing a client sends can make a counter refuse a round.
+// The body is bounded in bytes and items, and bodies in flight share a
+// budget (MAX_INFLIGHT_BYTES); a request that does not fit is shed at once.
+func handleCreateItems(logger *slog.Logger, items ItemAdder, budget *httpserver.Budget, cfg Config) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body, err := httpserver.ReadBody(w, r, maxBodyBytes)
+		if r.ContentLength > cfg.MaxBodyBytes {
+			writeError(logger, w, r, fmt.Errorf("%w: limit is %d bytes", httpserver.ErrTooLarge, cfg.MaxBodyBytes))
+			return
+		}
+		weight := cfg.MaxBodyBytes // a body of unknown length may take the whole limit
+		if r.ContentLength >= 0 {
+			weight = r.ContentLength
+		}
+		if !budget.TryTake(weight) {
+			writeError(logger, w, r, errBodyBudget)
+			return
+		}
+		defer budget.Give(weight)
+		body, err := httpserver.ReadBody(w, r, cfg.MaxBodyBytes)
 		if err != nil {
+			if !errors.Is(err, httpserver.ErrTooLarge) {
+				err = invalid(err)
+			}
 			writeError(logger, w, r, err)
 			return
 		}
-		parsed, err := wire.DecodeItems(body)
+		parsed, err := wire.DecodeItems(body, cfg.MaxItemsPerRequest)
 		if err != nil {
-			writeError(logger, w, r, invalid(err))
+			if !errors.Is(err, wire.ErrTooManyItems) {
+				err = invalid(err)
+			}
+			writeError(logger, w, r, err)
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		batch := wire.EncodeBatch(parsed)
+		if max := items.MaxBatchBytes(); len(batch.JSON) > max {
+			writeError(logger, w, r, fmt.Errorf("%w: the items encode to %d bytes, a round carries at most %d (MAX_ROUND_BYTES)",
+				httpserver.ErrTooLarge, len(batch.JSON), max))
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), cfg.RequestTimeout)
 		defer cancel()
-		if err := items.AddItems(ctx, parsed); err != nil {
+		if err := items.AddItems(ctx, batch); err != nil {
 			writeError(logger, w, r, err)
 			return
 		}
@@ -85,7 +131,7 @@ func handleCreateItems(logger *slog.Logger, items ItemAdder, maxBodyBytes int64,
 
 func handleGetCount(logger *slog.Logger, counts CountReader, timeout time.Duration) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tenantID, err := httpserver.PathValue(r, "tenantID")
+		tenantID, err := wire.ParseTenant(r.PathValue("tenantID"))
 		if err != nil {
 			writeError(logger, w, r, invalid(err))
 			return
@@ -101,9 +147,11 @@ func handleGetCount(logger *slog.Logger, counts CountReader, timeout time.Durati
 	}
 }
 
-func handleListCounters(svc *Service) http.HandlerFunc {
+// handleListCounters lists the counters; internal adds their URLs and
+// last errors, which only the internal API shows.
+func handleListCounters(svc *Service, internal bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		httpserver.WriteJSON(w, http.StatusOK, svc.Counters())
+		httpserver.WriteJSON(w, http.StatusOK, svc.Counters(internal))
 	}
 }
 
@@ -122,12 +170,17 @@ const maxRegisterBytes = 1 << 20
 
 func handleRegister(logger *slog.Logger, svc *Service) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var req wire.RegisterRequest
-		if err := httpserver.ReadJSON(w, r, maxRegisterBytes, &req); err != nil {
+		body, err := httpserver.ReadBody(w, r, maxRegisterBytes)
+		if err != nil {
 			if !errors.Is(err, httpserver.ErrTooLarge) {
 				err = invalid(err)
 			}
 			writeError(logger, w, r, err)
+			return
+		}
+		req, err := wire.DecodeRegister(body)
+		if err != nil {
+			writeError(logger, w, r, invalid(err))
 			return
 		}
 		resp, err := svc.Register(req.Status)

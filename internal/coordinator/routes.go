@@ -7,15 +7,27 @@ import (
 	"github.com/distributed-counter/distributed-counter/internal/httpserver"
 )
 
-// NewServer builds the coordinator's HTTP handler.
-func NewServer(logger *slog.Logger, svc *Service, cfg Config) http.Handler {
+// publicRoutes builds the handler of the public listener (HTTP_PORT): the
+// client API, open to anyone, with at most MAX_INFLIGHT_REQUESTS served at
+// once. No internal route is here.
+func publicRoutes(logger *slog.Logger, svc *Service, cfg Config) http.Handler {
 	r := httpserver.NewRouter(logger)
-	// Public API.
-	r.Post("/items", handleCreateItems(logger, svc, cfg.MaxBodyBytes, cfg.RequestTimeout))
+	r.Use(httpserver.LimitInFlight(cfg.MaxInflightRequests))
+	budget := httpserver.NewBudget(cfg.MaxInflightBytes)
+	r.Post("/items", handleCreateItems(logger, svc, budget, cfg))
 	r.Get("/items/{tenantID}/count", handleGetCount(logger, svc, cfg.RequestTimeout))
-	r.Get("/counters", handleListCounters(svc))
+	r.Get("/counters", handleListCounters(svc, false))
 	r.Get("/health", handleHealth(svc))
-	// Internal: called by counters only.
+	return r
+}
+
+// internalRoutes builds the handler of the internal listener
+// (INTERNAL_PORT): counters only. Every request must carry the cluster
+// token; without it the answer is 401 and nothing runs.
+func internalRoutes(logger *slog.Logger, svc *Service, cfg Config) http.Handler {
+	r := httpserver.NewRouter(logger)
+	r.Use(httpserver.RequireToken(cfg.ClusterToken))
 	r.Post("/internal/register", handleRegister(logger, svc))
+	r.Get("/internal/counters", handleListCounters(svc, true))
 	return r
 }

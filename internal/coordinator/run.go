@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,16 +11,19 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/distributed-counter/distributed-counter/internal/httpserver"
 	"github.com/distributed-counter/distributed-counter/internal/membership"
 	"github.com/distributed-counter/distributed-counter/internal/remote"
 )
 
-// Run serves the coordinator on ln until ctx ends, then shuts down
-// gracefully: the server stops taking requests and finishes those in
-// flight (their rounds included) before the background loops stop.
-// client makes the calls to counters (tests inject faults through it).
-func Run(ctx context.Context, cfg Config, ln net.Listener, client *http.Client, logger *slog.Logger) error {
+// Run serves the public API on public and the internal API on internal
+// until ctx ends, then shuts down gracefully: the servers stop taking
+// requests and finish those in flight (their rounds included) before the
+// background loops stop. client makes the calls to counters (tests inject
+// faults through it).
+func Run(ctx context.Context, cfg Config, public, internal net.Listener, client *http.Client, logger *slog.Logger) error {
 	state := newStateFile(cfg.DataDir)
 	saved, found, err := state.load()
 	if err != nil {
@@ -30,10 +34,14 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, client *http.Client, 
 			return fmt.Errorf("data dir: %w", err)
 		}
 	}
-	counters := remote.NewCounters(client)
+	counters := remote.NewCounters(client, cfg.ClusterToken)
 	svc := NewService(cfg, counters, state, time.Now, logger)
-	logger.Info("coordinator starting", "addr", ln.Addr().String(), "recovery_grace", cfg.RecoveryGrace.String(),
+	logger.Info("coordinator starting", "addr", public.Addr().String(), "internal_addr", internal.Addr().String(),
+		"authenticated", cfg.ClusterToken != "", "recovery_grace", cfg.RecoveryGrace.String(),
 		"data_dir", cfg.DataDir, "saved_state", found, "saved_holders", saved.Holders)
+	if cfg.ClusterToken == "" {
+		logger.Warn("running without a cluster token (CLUSTER_INSECURE): anyone who reaches the internal port can register counters")
+	}
 
 	loopCtx, stopLoops := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
@@ -59,15 +67,39 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, client *http.Client, 
 	}
 	wg.Go(func() { monitor.Run(loopCtx) })
 
-	err = httpserver.Serve(ctx, ln, NewServer(logger, svc, cfg), httpserver.Timeouts{
-		ReadHeader: 5 * time.Second,
-		Read:       30 * time.Second,
-		Write:      cfg.RequestTimeout + 5*time.Second,
-		Idle:       2 * time.Minute,
-		Shutdown:   cfg.ShutdownTimeout,
-	}, logger)
+	err = serveBoth(ctx, cfg, netutil.LimitListener(public, cfg.MaxConnections), netutil.LimitListener(internal, cfg.MaxConnections), svc, logger)
 	stopLoops()
 	wg.Wait()
 	logger.Info("coordinator stopped")
 	return err
+}
+
+// serveBoth serves both listeners until ctx ends or one of them fails.
+func serveBoth(ctx context.Context, cfg Config, public, internal net.Listener, svc *Service, logger *slog.Logger) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	var errPublic, errInternal error
+	wg.Go(func() {
+		defer stop()
+		errPublic = httpserver.Serve(ctx, public, publicRoutes(logger, svc, cfg), httpserver.Timeouts{
+			ReadHeader: 5 * time.Second,
+			Read:       cfg.HTTPTimeout,
+			Write:      cfg.RequestTimeout + 5*time.Second,
+			Idle:       time.Minute,
+			Shutdown:   cfg.ShutdownTimeout,
+		}, logger)
+	})
+	wg.Go(func() {
+		defer stop()
+		errInternal = httpserver.Serve(ctx, internal, internalRoutes(logger, svc, cfg), httpserver.Timeouts{
+			ReadHeader: 5 * time.Second,
+			Read:       cfg.HTTPTimeout,
+			Write:      cfg.HTTPTimeout,
+			Idle:       time.Minute,
+			Shutdown:   cfg.ShutdownTimeout,
+		}, logger)
+	})
+	wg.Wait()
+	return errors.Join(errPublic, errInternal)
 }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -31,6 +30,13 @@ var (
 	ErrNoCounter = errors.New("no live counter available")
 	// ErrBadRegistration: a registration that names no usable counter address.
 	ErrBadRegistration = errors.New("bad registration")
+	// ErrTooManyCounters: a registration of a new counter past MAX_COUNTERS.
+	ErrTooManyCounters = errors.New("too many counters registered")
+	// ErrReadTimeout: a read did not finish within its deadline.
+	ErrReadTimeout = errors.New("read timed out")
+	// ErrCounterRejected: a counter rejected a request as malformed. It
+	// is a bug or mismatched versions, not the counter's failure.
+	ErrCounterRejected = errors.New("a counter rejected the request")
 )
 
 // Service is the coordinator's logic behind its HTTP handlers.
@@ -59,7 +65,7 @@ func NewService(cfg Config, counters *remote.Counters, state *stateFile, now fun
 		cfg:        cfg,
 		logger:     logger,
 		now:        now,
-		registry:   membership.New(cfg.RecoveryTries),
+		registry:   membership.New(cfg.RecoveryTries, cfg.MaxCounters),
 		counters:   counters,
 		syncs:      make(chan syncJob, 256),
 		recovering: true,
@@ -70,6 +76,9 @@ func NewService(cfg Config, counters *remote.Counters, state *stateFile, now fun
 	s.committer = twopc.New(twopc.Config{
 		MinLive:        cfg.MinLiveCounters,
 		MaxBatchItems:  cfg.MaxBatchItems,
+		MaxRoundBytes:  int(cfg.MaxRoundBytes),
+		MaxView:        cfg.MaxCounters,
+		QueueSize:      cfg.MaxQueuedRequests,
 		CallTimeout:    cfg.CounterTimeout,
 		CommitAttempts: 2,
 		NewTxID:        uuid.NewString,
@@ -77,19 +86,24 @@ func NewService(cfg Config, counters *remote.Counters, state *stateFile, now fun
 	return s
 }
 
-// AddItems adds items to the commit order and returns once they are
-// committed on every live counter.
-func (s *Service) AddItems(ctx context.Context, items []wire.Item) error {
+// AddItems adds a batch of items to the commit order and returns once they
+// are committed on every live counter.
+func (s *Service) AddItems(ctx context.Context, batch wire.Batch) error {
 	if s.isRecovering() {
 		return ErrRecovering
 	}
-	return s.committer.Submit(ctx, items)
+	return s.committer.Submit(ctx, batch)
 }
+
+// MaxBatchBytes is the largest encoded batch a round can carry.
+func (s *Service) MaxBatchBytes() int { return s.committer.MaxBatchBytes() }
 
 // Count reads a tenant's count from a random live counter, fenced at the
 // stable watermark taken when the read begins: the answer reflects every
 // write acknowledged before, whichever counter serves it. A counter that
-// fails or is behind is marked dead and another one is tried.
+// cannot be reached or refuses (it is behind, not ready, or has seen a
+// later epoch) is marked dead and another one is tried. A counter that
+// rejects the request itself stays live: that is not its failure.
 func (s *Service) Count(ctx context.Context, tenantID string) (int64, error) {
 	if s.isRecovering() {
 		return 0, ErrRecovering
@@ -106,7 +120,10 @@ func (s *Service) Count(ctx context.Context, tenantID string) (int64, error) {
 			return n, nil
 		}
 		if ctx.Err() != nil {
-			return 0, fmt.Errorf("read %q: %w", tenantID, ctx.Err())
+			return 0, fmt.Errorf("%w: %w", ErrReadTimeout, ctx.Err())
+		}
+		if remote.IsRejected(err) {
+			return 0, fmt.Errorf("%w: %w", ErrCounterRejected, err)
 		}
 		if s.registry.Fail(m.ID) {
 			s.logger.Warn("counter marked dead", "node", m.ID, "err", err)
@@ -119,15 +136,17 @@ func (s *Service) Count(ctx context.Context, tenantID string) (int64, error) {
 	return 0, fmt.Errorf("%w: %w", ErrNoCounter, errors.Join(errs...))
 }
 
-// Register handles a counter's registration. While recovering it is a
-// report towards choosing where the commit order resumes; afterwards a
-// counter that is new, restarted or dead is brought up to date.
+// Register handles a counter's registration, checked by wire.DecodeRegister.
+// While recovering it is a report towards choosing where the commit order
+// resumes; afterwards a counter that is new, restarted or dead is brought
+// up to date. At most MaxCounters counters are known at once.
 func (s *Service) Register(st wire.Status) (wire.RegisterResponse, error) {
-	if err := validCounterID(st.ID); err != nil {
-		return wire.RegisterResponse{}, err
-	}
 	s.mu.Lock()
 	if s.recovering {
+		if _, known := s.reports[st.ID]; !known && len(s.reports) >= s.cfg.MaxCounters {
+			s.mu.Unlock()
+			return wire.RegisterResponse{}, fmt.Errorf("%w: at most %d", ErrTooManyCounters, s.cfg.MaxCounters)
+		}
 		s.reports[st.ID] = st
 		s.mu.Unlock()
 		select {
@@ -137,6 +156,9 @@ func (s *Service) Register(st wire.Status) (wire.RegisterResponse, error) {
 		return wire.RegisterResponse{State: "recovering"}, nil
 	}
 	s.mu.Unlock()
+	if _, known := s.registry.Get(st.ID); !known && s.registry.Full() {
+		return wire.RegisterResponse{}, fmt.Errorf("%w: at most %d", ErrTooManyCounters, s.cfg.MaxCounters)
+	}
 	if s.registry.NeedsSync(st.ID, st.Incarnation) {
 		s.resync(st.ID, st.Incarnation)
 	}
@@ -144,26 +166,23 @@ func (s *Service) Register(st wire.Status) (wire.RegisterResponse, error) {
 	return wire.RegisterResponse{Epoch: s.committer.Position().Epoch, State: string(m.State)}, nil
 }
 
-func validCounterID(id string) error {
-	u, err := url.Parse(id)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-		return fmt.Errorf("%w: id %q must be the counter's base URL", ErrBadRegistration, id)
-	}
-	return nil
-}
-
-// Counters describes the cluster for GET /counters.
-func (s *Service) Counters() wire.CountersResponse {
+// Counters describes the cluster for GET /counters. The public view names
+// each counter by wire.CounterName; internal adds its URL and last error.
+func (s *Service) Counters(internal bool) wire.CountersResponse {
 	pos := s.committer.Position()
-	resp := wire.CountersResponse{Epoch: pos.Epoch, Last: pos.Last.Round, Stable: pos.Stable, Recovering: s.isRecovering()}
+	resp := wire.CountersResponse{Epoch: pos.Epoch, Last: pos.Last.Round, Stable: pos.Stable, Recovering: s.isRecovering(),
+		Counters: []wire.CounterInfo{}}
 	for _, m := range s.registry.List() {
 		info := wire.CounterInfo{
-			ID:          m.ID,
+			Name:        wire.CounterName(m.ID),
 			Incarnation: m.Incarnation,
 			State:       string(m.State),
 			Applied:     m.Applied,
 			Failures:    m.Failures,
-			LastError:   m.LastError,
+			Healthy:     m.LastError == "",
+		}
+		if internal {
+			info.ID, info.LastError = m.ID, m.LastError
 		}
 		if !m.LastCheck.IsZero() {
 			info.LastCheck = m.LastCheck.UTC().Format(time.RFC3339Nano)

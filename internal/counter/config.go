@@ -4,18 +4,23 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/distributed-counter/distributed-counter/internal/httpserver"
+	"github.com/distributed-counter/distributed-counter/internal/wire"
 )
 
 // Config is the counter's configuration, loaded from the environment by main.
 type Config struct {
+	// HTTPPort is the counter's only listener: the internal API.
 	HTTPPort int `envconfig:"HTTP_PORT" default:"8080"`
-	// CoordinatorURL is where the counter registers.
-	CoordinatorURL string `envconfig:"COORDINATOR_URL" default:"http://coordinator:8080"`
+	// CoordinatorURL is the coordinator's internal API, where the counter registers.
+	CoordinatorURL string `envconfig:"COORDINATOR_URL" default:"http://coordinator:8081"`
+	// ClusterToken authenticates every internal call, both ways.
+	ClusterToken string `envconfig:"CLUSTER_TOKEN"`
+	// ClusterInsecure allows running without a token.
+	ClusterInsecure bool `envconfig:"CLUSTER_INSECURE" default:"false"`
 	// AdvertiseURL is the address the coordinator uses to reach this counter,
 	// and its identity. Empty means http://<hostname>:<HTTP_PORT>.
 	AdvertiseURL string `envconfig:"ADVERTISE_URL"`
@@ -27,7 +32,12 @@ type Config struct {
 	// SyncTimeout bounds a snapshot transfer in or out of this counter.
 	SyncTimeout time.Duration `envconfig:"SYNC_TIMEOUT" default:"5m"`
 	// MaxRoundBytes bounds the body of one prepare: all items of one round.
-	MaxRoundBytes   int64         `envconfig:"MAX_ROUND_BYTES" default:"67108864"`
+	MaxRoundBytes int64 `envconfig:"MAX_ROUND_BYTES" default:"67108864"`
+	// HTTPTimeout bounds reading a request and writing its answer, except
+	// snapshot streams (SyncTimeout).
+	HTTPTimeout time.Duration `envconfig:"HTTP_TIMEOUT" default:"30s"`
+	// MaxConnections bounds the open connections of the listener.
+	MaxConnections  int           `envconfig:"MAX_CONNECTIONS" default:"4096"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info"`
 }
@@ -51,7 +61,14 @@ func (c Config) Validate() error {
 	if c.HTTPPort < 0 || c.HTTPPort > 65535 {
 		errs = append(errs, fmt.Errorf("HTTP_PORT %d is not a port", c.HTTPPort))
 	}
-	errs = append(errs, validURL("COORDINATOR_URL", c.CoordinatorURL), validURL("ADVERTISE_URL", c.AdvertiseURL))
+	for _, u := range []struct{ name, v string }{{"COORDINATOR_URL", c.CoordinatorURL}, {"ADVERTISE_URL", c.AdvertiseURL}} {
+		if err := wire.CheckCounterURL(u.v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", u.name, err))
+		}
+	}
+	if err := httpserver.CheckClusterToken(c.ClusterToken, c.ClusterInsecure); err != nil {
+		errs = append(errs, err)
+	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -60,6 +77,7 @@ func (c Config) Validate() error {
 		{"COORDINATOR_TIMEOUT", c.CoordinatorTimeout},
 		{"SYNC_TIMEOUT", c.SyncTimeout},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
+		{"HTTP_TIMEOUT", c.HTTPTimeout},
 	} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", d.name, d.v))
@@ -68,19 +86,11 @@ func (c Config) Validate() error {
 	if _, err := c.Level(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.MaxConnections < 1 {
+		errs = append(errs, fmt.Errorf("MAX_CONNECTIONS must be at least 1, got %d", c.MaxConnections))
+	}
 	if c.MaxRoundBytes <= 0 {
 		errs = append(errs, fmt.Errorf("MAX_ROUND_BYTES must be positive, got %d", c.MaxRoundBytes))
 	}
 	return errors.Join(errs...)
-}
-
-func validURL(name, s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%s %q must be an absolute http(s) URL", name, s)
-	}
-	if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
-		return fmt.Errorf("%s %q must not have a path or query", name, s)
-	}
-	return nil
 }

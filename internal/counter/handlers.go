@@ -2,6 +2,7 @@ package counter
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/distributed-counter/distributed-counter/internal/httpserver"
 	"github.com/distributed-counter/distributed-counter/internal/ledger"
@@ -18,11 +20,17 @@ import (
 // maxDecisionBytes bounds the body of commit, abort and join requests.
 const maxDecisionBytes = 64 << 10
 
+// maxSnapshotLine bounds one line of a snapshot stream: a row holds two
+// fields of at most wire.MaxFieldBytes, each escaped to at most 6 bytes a byte.
+const maxSnapshotLine = 16 << 10
+
 // installChunk is how many snapshot rows are merged per lock hold, so rounds
 // keep flowing while a large snapshot installs.
 const installChunk = 4096
 
-// writeError maps an error to the counter's answer.
+// writeError maps an error to the counter's answer. Protocol refusals are
+// 409 with their code (wire.IsRefusal); an answer about the request itself
+// is 4xx with another code.
 func writeError(w http.ResponseWriter, err error) {
 	status, code := http.StatusInternalServerError, wire.CodeInternal
 	switch {
@@ -37,9 +45,9 @@ func writeError(w http.ResponseWriter, err error) {
 	case errors.Is(err, ledger.ErrBehind):
 		status, code = http.StatusConflict, wire.CodeBehind
 	case errors.Is(err, ledger.ErrOutOfOrder):
-		status, code = http.StatusConflict, wire.CodeRefused
+		status, code = http.StatusConflict, wire.CodeVotedNo
 	case errors.Is(err, ledger.ErrUnknownRound):
-		status, code = http.StatusNotFound, wire.CodeUnknownRound
+		status, code = http.StatusConflict, wire.CodeUnknownRound
 	case errors.Is(err, ledger.ErrSyncMismatch):
 		status, code = http.StatusConflict, wire.CodeSyncMismatch
 	}
@@ -54,7 +62,38 @@ var errBadRequest = errors.New("bad request")
 
 func badRequest(err error) error { return fmt.Errorf("%w: %w", errBadRequest, err) }
 
-func handleHealth(svc *Service) http.HandlerFunc {
+// readBody reads a size-limited body; any failure but its size is the caller's.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body, err := httpserver.ReadBody(w, r, limit)
+	if err != nil && !errors.Is(err, httpserver.ErrTooLarge) {
+		err = badRequest(err)
+	}
+	return body, err
+}
+
+func queryUint(r *http.Request, name string) (uint64, error) {
+	v, err := strconv.ParseUint(r.URL.Query().Get(name), 10, 64)
+	if err != nil {
+		return 0, badRequest(fmt.Errorf("query parameter %s must be an unsigned integer", name))
+	}
+	return v, nil
+}
+
+func queryTenant(r *http.Request) (string, error) {
+	t := r.URL.Query().Get("tenant")
+	if err := wire.CheckField("tenant", t); err != nil {
+		return "", badRequest(err)
+	}
+	return t, nil
+}
+
+func handleHealth() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		httpserver.WriteJSON(w, http.StatusOK, wire.HealthResponse{Status: "ok"})
+	}
+}
+
+func handleStatus(svc *Service) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		httpserver.WriteJSON(w, http.StatusOK, svc.Status())
 	}
@@ -62,9 +101,9 @@ func handleHealth(svc *Service) http.HandlerFunc {
 
 func handleLocalCount(svc *Service) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tenantID, err := httpserver.PathValue(r, "tenantID")
+		tenantID, err := queryTenant(r)
 		if err != nil {
-			writeError(w, badRequest(err))
+			writeError(w, err)
 			return
 		}
 		var resp wire.LocalCountResponse
@@ -83,18 +122,23 @@ func handleLocalCount(svc *Service) http.HandlerFunc {
 
 func handlePrepare(logger *slog.Logger, svc *Service, maxBodyBytes int64) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var req wire.PrepareRequest
-		if err := httpserver.ReadJSON(w, r, maxBodyBytes, &req); err != nil {
+		body, err := readBody(w, r, maxBodyBytes)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		req, err := wire.DecodePrepare(body)
+		if err != nil {
 			writeError(w, badRequest(err))
 			return
 		}
-		err := svc.with(func(l *ledger.Ledger) error { return l.Prepare(req) })
+		err = svc.with(func(l *ledger.Ledger) error { return l.Prepare(req) })
 		logger.Debug("prepare", "round", req.Round.String(), "tx_id", req.Round.TxID, "items", len(req.Items), "err", err)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		httpserver.WriteJSON(w, http.StatusOK, svc.Ack())
+		w.WriteHeader(http.StatusNoContent)
 	}
 }
 
@@ -108,34 +152,31 @@ func handleAbort(logger *slog.Logger, svc *Service) http.HandlerFunc {
 
 func handleDecision(logger *slog.Logger, svc *Service, name string, apply func(*ledger.Ledger, wire.DecisionRequest) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var req wire.DecisionRequest
-		if err := httpserver.ReadJSON(w, r, maxDecisionBytes, &req); err != nil {
+		body, err := readBody(w, r, maxDecisionBytes)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		req, err := wire.DecodeDecision(body)
+		if err != nil {
 			writeError(w, badRequest(err))
 			return
 		}
-		err := svc.with(func(l *ledger.Ledger) error { return apply(l, req) })
+		err = svc.with(func(l *ledger.Ledger) error { return apply(l, req) })
 		logger.Debug(name, "round", req.Round.String(), "tx_id", req.Round.TxID, "err", err)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		httpserver.WriteJSON(w, http.StatusOK, svc.Ack())
+		w.WriteHeader(http.StatusNoContent)
 	}
-}
-
-func queryUint(r *http.Request, name string) (uint64, error) {
-	v, err := strconv.ParseUint(r.URL.Query().Get(name), 10, 64)
-	if err != nil {
-		return 0, badRequest(fmt.Errorf("query parameter %s must be an unsigned integer", name))
-	}
-	return v, nil
 }
 
 func handleCount(svc *Service) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tenantID, err := httpserver.PathValue(r, "tenantID")
+		tenantID, err := queryTenant(r)
 		if err != nil {
-			writeError(w, badRequest(err))
+			writeError(w, err)
 			return
 		}
 		epoch, err := queryUint(r, "epoch")
@@ -146,6 +187,10 @@ func handleCount(svc *Service) http.HandlerFunc {
 		fence, err := queryUint(r, "fence")
 		if err != nil {
 			writeError(w, err)
+			return
+		}
+		if epoch > wire.MaxEpoch || fence > wire.MaxSeq {
+			writeError(w, badRequest(errors.New("epoch or fence out of range")))
 			return
 		}
 		var n int64
@@ -164,9 +209,9 @@ func handleCount(svc *Service) http.HandlerFunc {
 
 func handleIDs(svc *Service) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tenantID, err := httpserver.PathValue(r, "tenantID")
+		tenantID, err := queryTenant(r)
 		if err != nil {
-			writeError(w, badRequest(err))
+			writeError(w, err)
 			return
 		}
 		var ids []string
@@ -183,13 +228,18 @@ func handleIDs(svc *Service) http.HandlerFunc {
 
 func handleJoin(logger *slog.Logger, svc *Service) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var req wire.JoinRequest
-		if err := httpserver.ReadJSON(w, r, maxDecisionBytes, &req); err != nil {
+		body, err := readBody(w, r, maxDecisionBytes)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		req, err := wire.DecodeJoin(body)
+		if err != nil {
 			writeError(w, badRequest(err))
 			return
 		}
 		var resp wire.JoinResponse
-		err := svc.with(func(l *ledger.Ledger) error {
+		err = svc.with(func(l *ledger.Ledger) error {
 			var err error
 			resp, err = l.Join(req)
 			return err
@@ -203,7 +253,7 @@ func handleJoin(logger *slog.Logger, svc *Service) http.HandlerFunc {
 	}
 }
 
-func handleSnapshot(logger *slog.Logger, svc *Service) http.HandlerFunc {
+func handleSnapshot(logger *slog.Logger, svc *Service, syncTimeout time.Duration) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		since, err := queryUint(r, "since")
 		if err != nil {
@@ -225,9 +275,11 @@ func handleSnapshot(logger *slog.Logger, svc *Service) http.HandlerFunc {
 			writeError(w, err)
 			return
 		}
+		httpserver.ExtendDeadlines(w, syncTimeout) // the only long answer
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		bw := bufio.NewWriterSize(w, 64<<10)
 		enc := json.NewEncoder(bw)
+		enc.SetEscapeHTML(false)
 		_ = enc.Encode(wire.SnapshotHeader{Since: since, Upto: upto})
 		for _, row := range rows {
 			if err := enc.Encode(row); err != nil {
@@ -249,30 +301,55 @@ type snapshotLine struct {
 	wire.SnapshotTrailer
 }
 
-func handleInstall(logger *slog.Logger, svc *Service) http.HandlerFunc {
+func handleInstall(logger *slog.Logger, svc *Service, syncTimeout time.Duration) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		joinSeq, err := queryUint(r, "join")
 		if err != nil {
 			writeError(w, err)
 			return
 		}
+		httpserver.ExtendDeadlines(w, syncTimeout) // the only long request
 		n, err := install(svc, joinSeq, r.Body)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
 		logger.Info("snapshot installed", "join_seq", joinSeq, "rows", n)
-		httpserver.WriteJSON(w, http.StatusOK, svc.Ack())
+		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// decodeSnapshotLine decodes one line of a snapshot stream strictly.
+func decodeSnapshotLine(data []byte) (snapshotLine, error) {
+	var line snapshotLine
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&line); err != nil {
+		return snapshotLine{}, err
+	}
+	return line, nil
 }
 
 // install merges a snapshot stream in chunks and finishes the sync once the
 // trailer proves the stream complete. A stream cut short leaves the session
-// open; merging is idempotent, so the coordinator may send it again.
+// open; merging is idempotent, so the coordinator may send it again. Each
+// line is bounded (maxSnapshotLine) and each row checked; the stream as a
+// whole is bounded by the sync's deadline.
 func install(svc *Service, joinSeq uint64, body io.Reader) (int, error) {
-	dec := json.NewDecoder(bufio.NewReaderSize(body, 64<<10))
-	var head snapshotLine
-	if err := dec.Decode(&head); err != nil {
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 0, 64<<10), maxSnapshotLine)
+	next := func() (snapshotLine, error) {
+		if !sc.Scan() {
+			err := sc.Err()
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			return snapshotLine{}, err
+		}
+		return decodeSnapshotLine(sc.Bytes())
+	}
+	head, err := next()
+	if err != nil {
 		return 0, badRequest(fmt.Errorf("snapshot header: %w", err))
 	}
 	if head.Upto > joinSeq {
@@ -284,9 +361,9 @@ func install(svc *Service, joinSeq uint64, body io.Reader) (int, error) {
 	rows := make([]wire.SnapshotEntry, 0, installChunk)
 	n := 0
 	for {
-		var line snapshotLine
-		if err := dec.Decode(&line); err != nil {
-			return n, badRequest(fmt.Errorf("snapshot cut after %d rows: %w", n, err))
+		line, err := next()
+		if err != nil {
+			return n, badRequest(fmt.Errorf("snapshot cut after %d rows: %w", n+len(rows), err))
 		}
 		if line.End {
 			if line.Count != n+len(rows) {
@@ -297,6 +374,9 @@ func install(svc *Service, joinSeq uint64, body io.Reader) (int, error) {
 			}
 			n += len(rows)
 			return n, svc.with(func(l *ledger.Ledger) error { return l.FinishSync(joinSeq) })
+		}
+		if err := wire.CheckSnapshotEntry(line.SnapshotEntry); err != nil {
+			return n, badRequest(fmt.Errorf("snapshot row %d: %w", n+len(rows), err))
 		}
 		rows = append(rows, line.SnapshotEntry)
 		if len(rows) == installChunk {

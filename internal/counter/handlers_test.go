@@ -3,11 +3,13 @@ package counter_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -16,11 +18,29 @@ import (
 	"github.com/distributed-counter/distributed-counter/internal/wire"
 )
 
+const testToken = "test-token-0123456789abcdef0123456789"
+
+// do sends a request with the cluster token, as the coordinator does.
 func do(t *testing.T, h http.Handler, method, path, body string) *httptest.ResponseRecorder {
 	t.Helper()
+	return doAs(t, h, testToken, method, path, body)
+}
+
+// doAs sends a request with the given token ("" sends none).
+func doAs(t *testing.T, h http.Handler, token, method, path, body string) *httptest.ResponseRecorder {
+	t.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	h.ServeHTTP(rec, req)
 	return rec
+}
+
+func newServer() http.Handler {
+	return counter.NewServer(slog.New(slog.DiscardHandler), counter.NewService("http://c1:8080", "inc"),
+		counter.Config{ClusterToken: testToken, MaxRoundBytes: 1 << 20, SyncTimeout: time.Minute})
 }
 
 func jsonBody(t *testing.T, v any) string {
@@ -34,7 +54,7 @@ func jsonBody(t *testing.T, v any) string {
 // round is 3, so it needs a snapshot of seqs 1..3.
 func joined(t *testing.T) http.Handler {
 	t.Helper()
-	h := counter.NewServer(slog.New(slog.DiscardHandler), counter.NewService("c1", "inc"), 1<<20)
+	h := newServer()
 	last := wire.RoundID{Epoch: 1, Seq: 3, TxID: "t3"}
 	rec := do(t, h, "POST", "/internal/join", jsonBody(t, wire.JoinRequest{
 		Epoch: 1, ClusterID: "cl", Last: wire.Decision{Round: last, Commit: true}, Committed: last, Stable: 3,
@@ -62,13 +82,13 @@ func TestInstall_ACutStreamLeavesTheCounterSyncingAndCanBeResent(t *testing.T) {
 
 	rec := do(t, h, "POST", "/internal/install?join=3", snapshot(rows, false))
 	assert.Equal(t, http.StatusBadRequest, rec.Code, "no trailer: the stream was cut")
-	rec = do(t, h, "GET", "/items/acme/count", "")
+	rec = do(t, h, "GET", "/internal/localcount?tenant=acme", "")
 	assert.Equal(t, http.StatusConflict, rec.Code, "still syncing: no reads")
 	assert.Contains(t, rec.Body.String(), wire.CodeNotReady)
 
 	rec = do(t, h, "POST", "/internal/install?join=3", snapshot(rows, true))
-	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
-	rec = do(t, h, "GET", "/items/acme/count", "")
+	require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
+	rec = do(t, h, "GET", "/internal/localcount?tenant=acme", "")
 	require.Equal(t, http.StatusOK, rec.Code)
 	var lc wire.LocalCountResponse
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &lc))
@@ -92,10 +112,10 @@ func TestCounter_RefusalsCarryTheirCode(t *testing.T) {
 		code                     string
 	}{
 		{"stale epoch", "POST", "/internal/prepare", `{"round":{"epoch":0,"seq":4},"stable":0,"view":[],"items":[]}`, 409, wire.CodeStaleEpoch},
-		{"gap", "POST", "/internal/prepare", `{"round":{"epoch":1,"seq":9},"stable":0,"view":[],"items":[]}`, 409, wire.CodeRefused},
-		{"commit of an unknown round", "POST", "/internal/commit", `{"round":{"epoch":1,"seq":9},"stable":0}`, 404, wire.CodeUnknownRound},
-		{"read before the snapshot", "GET", "/internal/count/acme?epoch=1&fence=3", "", 409, wire.CodeNotReady},
-		{"bad query", "GET", "/internal/count/acme?epoch=x&fence=3", "", 400, wire.CodeInvalid},
+		{"gap", "POST", "/internal/prepare", `{"round":{"epoch":1,"seq":9},"stable":0,"view":[],"items":[]}`, 409, wire.CodeVotedNo},
+		{"commit of an unknown round", "POST", "/internal/commit", `{"round":{"epoch":1,"seq":9},"stable":0}`, 409, wire.CodeUnknownRound},
+		{"read before the snapshot", "GET", "/internal/count?tenant=acme&epoch=1&fence=3", "", 409, wire.CodeNotReady},
+		{"bad query", "GET", "/internal/count?tenant=acme&epoch=x&fence=3", "", 400, wire.CodeInvalid},
 		{"unknown field", "POST", "/internal/commit", `{"round":{"epoch":1,"seq":4},"x":1}`, 400, wire.CodeInvalid},
 	}
 	for _, tt := range tests {
@@ -107,4 +127,95 @@ func TestCounter_RefusalsCarryTheirCode(t *testing.T) {
 			assert.Equal(t, tt.code, e.Code)
 		})
 	}
+}
+
+// routes lists every route of a counter with a well-formed request.
+var routes = []struct{ method, path, body string }{
+	{"GET", "/health", ""},
+	{"GET", "/internal/status", ""},
+	{"GET", "/internal/localcount?tenant=acme", ""},
+	{"GET", "/internal/ids?tenant=acme", ""},
+	{"POST", "/internal/prepare", `{"round":{"epoch":1,"seq":4},"stable":3,"view":["http://c1:8080"],"items":[{"id":"x","tenant":"acme"}]}`},
+	{"POST", "/internal/commit", `{"round":{"epoch":1,"seq":4},"stable":3}`},
+	{"POST", "/internal/abort", `{"round":{"epoch":1,"seq":4},"stable":3}`},
+	{"GET", "/internal/count?tenant=acme&epoch=99&fence=3", ""},
+	{"POST", "/internal/join", `{"epoch":99,"cluster_id":"other","last":{"round":{"epoch":99,"seq":1}},"committed":{"epoch":99,"seq":1},"stable":1}`},
+	{"GET", "/internal/snapshot?since=0&upto=3", ""},
+	{"POST", "/internal/install?join=3", snapshot([]wire.SnapshotEntry{{Tenant: "acme", ID: "forged", Seq: 1}}, true)},
+	{"GET", "/internal/nosuchroute", ""},
+}
+
+// TestCounter_EveryRouteRequiresTheToken is the regression test of an
+// unauthenticated internal API: without the cluster token every route,
+// unknown ones included, answers 401 and changes nothing.
+func TestCounter_EveryRouteRequiresTheToken(t *testing.T) {
+	h := joined(t)
+	before := do(t, h, "GET", "/internal/status", "").Body.String()
+	for _, token := range []string{"", "wrong-token-0123456789abcdef0123456789", testToken + "x"} {
+		for _, r := range routes {
+			rec := doAs(t, h, token, r.method, r.path, r.body)
+			assert.Equal(t, http.StatusUnauthorized, rec.Code, "%s %s with token %q", r.method, r.path, token)
+			assert.Contains(t, rec.Body.String(), wire.CodeUnauthorized)
+		}
+	}
+	assert.Equal(t, before, do(t, h, "GET", "/internal/status", "").Body.String(), "nothing changed")
+
+	// With the token, the same requests are served (or refused by the protocol).
+	for _, r := range routes {
+		rec := do(t, h, r.method, r.path, r.body)
+		assert.NotEqual(t, http.StatusUnauthorized, rec.Code, "%s %s", r.method, r.path)
+	}
+}
+
+// TestCounter_MalformedRequestsAreRejectedAndChangeNothing: every malformed
+// request is a 4xx that is not a protocol refusal, so the coordinator never
+// takes it for the counter's failure, and the counter's state is untouched.
+// Among them the regression of an epoch of 2^64-1 in a read, which made the
+// counter refuse every later message of the real coordinator.
+func TestCounter_MalformedRequestsAreRejectedAndChangeNothing(t *testing.T) {
+	h := joined(t)
+	before := do(t, h, "GET", "/internal/status", "").Body.String()
+	long := strings.Repeat("x", wire.MaxFieldBytes+1)
+	tests := []struct{ name, method, path, body string }{
+		{"read epoch overflow", "GET", "/internal/count?tenant=acme&epoch=18446744073709551615&fence=3", ""},
+		{"read without tenant", "GET", "/internal/count?epoch=1&fence=3", ""},
+		{"read of an invalid tenant", "GET", "/internal/count?tenant=%ff&epoch=1&fence=3", ""},
+		{"prepare with an empty tenant", "POST", "/internal/prepare", `{"round":{"epoch":1,"seq":4},"view":[],"items":[{"id":"a","tenant":""}]}`},
+		{"prepare with a long id", "POST", "/internal/prepare", `{"round":{"epoch":1,"seq":4},"view":[],"items":[{"id":"` + long + `","tenant":"t"}]}`},
+		{"prepare with a bad view", "POST", "/internal/prepare", `{"round":{"epoch":1,"seq":4},"view":["http://u@x/p?q"],"items":[]}`},
+		{"prepare epoch overflow", "POST", "/internal/prepare", `{"round":{"epoch":18446744073709551615,"seq":4},"view":[],"items":[]}`},
+		{"prepare of seq 0", "POST", "/internal/prepare", `{"round":{"epoch":1,"seq":0},"view":[],"items":[]}`},
+		{"prepare not JSON", "POST", "/internal/prepare", `[1,2`},
+		{"commit epoch overflow", "POST", "/internal/commit", `{"round":{"epoch":18446744073709551615,"seq":4}}`},
+		{"join without cluster", "POST", "/internal/join", `{"epoch":2,"cluster_id":"","last":{"round":{"epoch":2,"seq":1}}}`},
+		{"join epoch overflow", "POST", "/internal/join", `{"epoch":18446744073709551615,"cluster_id":"x"}`},
+		{"install with an empty row", "POST", "/internal/install?join=3", snapshot([]wire.SnapshotEntry{{Tenant: "", ID: "a", Seq: 1}}, true)},
+		{"install with a long line", "POST", "/internal/install?join=3", `{"since":0,"upto":3}` + "\n" + `{"t":"` + strings.Repeat("a", 20<<10) + `"}` + "\n"},
+		{"snapshot bad query", "GET", "/internal/snapshot?since=x", ""},
+		{"wrong method", "DELETE", "/internal/prepare", ""},
+	}
+	for _, tt := range tests {
+		rec := do(t, h, tt.method, tt.path, tt.body)
+		assert.True(t, rec.Code/100 == 4, "%s: status %d", tt.name, rec.Code)
+		var e wire.Error
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &e), tt.name)
+		assert.False(t, wire.IsRefusal(e.Code), "%s: %s is not a protocol refusal", tt.name, e.Code)
+	}
+	assert.Equal(t, before, do(t, h, "GET", "/internal/status", "").Body.String(), "nothing changed")
+
+	// The real coordinator (epoch 1) is still heard.
+	rec := do(t, h, "POST", "/internal/install?join=3", snapshot(nil, true))
+	require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
+	rec = do(t, h, "GET", fmt.Sprintf("/internal/count?tenant=acme&epoch=%d&fence=3", 1), "")
+	assert.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+}
+
+func TestCounter_PrepareOverMaxRoundBytesIs413(t *testing.T) {
+	h := counter.NewServer(slog.New(slog.DiscardHandler), counter.NewService("http://c1:8080", "inc"),
+		counter.Config{ClusterToken: testToken, MaxRoundBytes: 100, SyncTimeout: time.Minute})
+	rec := do(t, h, "POST", "/internal/prepare", `{"round":{"epoch":1,"seq":1},"view":[],"items":[{"id":"`+strings.Repeat("a", 100)+`","tenant":"t"}]}`)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, rec.Code)
+	var e wire.Error
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &e))
+	assert.False(t, wire.IsRefusal(e.Code), "413 is about the request, not a vote")
 }

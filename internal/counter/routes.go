@@ -7,20 +7,24 @@ import (
 	"github.com/distributed-counter/distributed-counter/internal/httpserver"
 )
 
-// NewServer builds the counter's HTTP handler.
-func NewServer(logger *slog.Logger, svc *Service, maxBodyBytes int64) http.Handler {
+// NewServer builds the counter's HTTP handler. A counter serves only the
+// internal API, and every route of it, /health included, requires the
+// cluster token: the middleware answers 401 before any route is matched.
+func NewServer(logger *slog.Logger, svc *Service, cfg Config) http.Handler {
 	r := httpserver.NewRouter(logger)
-	// Public-facing, for operators and tests: the counter's own view.
-	r.Get("/health", handleHealth(svc))
-	r.Get("/items/{tenantID}/count", handleLocalCount(svc))
-	// Internal: called by the coordinator only.
-	r.Post("/internal/prepare", handlePrepare(logger, svc, maxBodyBytes))
+	r.Use(httpserver.RequireToken(cfg.ClusterToken))
+	r.Get("/health", handleHealth())
+	// Operators and tests: the counter's own view (`counter localcount`).
+	r.Get("/internal/status", handleStatus(svc))
+	r.Get("/internal/localcount", handleLocalCount(svc))
+	r.Get("/internal/ids", handleIDs(svc))
+	// The coordinator: rounds, fenced reads, sync.
+	r.Post("/internal/prepare", handlePrepare(logger, svc, cfg.MaxRoundBytes))
 	r.Post("/internal/commit", handleCommit(logger, svc))
 	r.Post("/internal/abort", handleAbort(logger, svc))
-	r.Get("/internal/count/{tenantID}", handleCount(svc))
-	r.Get("/internal/ids/{tenantID}", handleIDs(svc))
+	r.Get("/internal/count", handleCount(svc))
 	r.Post("/internal/join", handleJoin(logger, svc))
-	r.Get("/internal/snapshot", handleSnapshot(logger, svc))
-	r.Post("/internal/install", handleInstall(logger, svc))
+	r.Get("/internal/snapshot", handleSnapshot(logger, svc, cfg.SyncTimeout))
+	r.Post("/internal/install", handleInstall(logger, svc, cfg.SyncTimeout))
 	return r
 }

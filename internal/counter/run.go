@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/net/netutil"
 
 	"github.com/distributed-counter/distributed-counter/internal/httpserver"
 	"github.com/distributed-counter/distributed-counter/internal/remote"
@@ -21,19 +22,23 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, client *http.Client, 
 	incarnation := uuid.NewString()
 	logger = logger.With("node", cfg.AdvertiseURL)
 	svc := NewService(cfg.AdvertiseURL, incarnation)
-	logger.Info("counter starting", "addr", ln.Addr().String(), "incarnation", incarnation, "coordinator", cfg.CoordinatorURL)
+	logger.Info("counter starting", "addr", ln.Addr().String(), "incarnation", incarnation, "coordinator", cfg.CoordinatorURL,
+		"authenticated", cfg.ClusterToken != "")
+	if cfg.ClusterToken == "" {
+		logger.Warn("running without a cluster token (CLUSTER_INSECURE): anyone who reaches this counter can change its data")
+	}
 
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		register(loopCtx, svc, remote.NewCoordinator(client, cfg.CoordinatorURL), cfg.RegisterInterval, cfg.CoordinatorTimeout, logger)
+		register(loopCtx, svc, remote.NewCoordinator(client, cfg.CoordinatorURL, cfg.ClusterToken), cfg.RegisterInterval, cfg.CoordinatorTimeout, logger)
 	})
 
-	err := httpserver.Serve(ctx, ln, NewServer(logger, svc, cfg.MaxRoundBytes), httpserver.Timeouts{
+	err := httpserver.Serve(ctx, netutil.LimitListener(ln, cfg.MaxConnections), NewServer(logger, svc, cfg), httpserver.Timeouts{
 		ReadHeader: 5 * time.Second,
-		Read:       cfg.SyncTimeout, // a snapshot install is the longest request
-		Write:      cfg.SyncTimeout,
-		Idle:       2 * time.Minute,
+		Read:       cfg.HTTPTimeout, // snapshot streams extend their own (ExtendDeadlines)
+		Write:      cfg.HTTPTimeout,
+		Idle:       time.Minute,
 		Shutdown:   cfg.ShutdownTimeout,
 	}, logger)
 	stopLoops()

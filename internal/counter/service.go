@@ -34,10 +34,3 @@ func (s *Service) Status() wire.Status {
 	defer s.mu.Unlock()
 	return s.ledger.Status()
 }
-
-// Ack returns the counter's answer to round and sync calls.
-func (s *Service) Ack() wire.Ack {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ledger.Ack()
-}

@@ -40,24 +40,25 @@ func ParseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-// Healthcheck asks the service on this host's port for /health and returns
-// an error unless it answers 200. Scratch images have no curl; the binary
-// checks itself (`coordinator healthcheck`).
-func Healthcheck(port int) error {
-	if _, err := getLocal(port, "/health"); err != nil {
+// Healthcheck asks the service on this host's port for path (/health) and
+// returns an error unless it answers 200. Scratch images have no curl; the
+// binary checks itself (`coordinator healthcheck`). token is sent as the
+// cluster token when not empty (a counter serves only its internal API).
+func Healthcheck(port int, path, token string) error {
+	if _, err := getLocal(port, path, token); err != nil {
 		return fmt.Errorf("healthcheck: %w", err)
 	}
 	return nil
 }
 
 // LocalCount asks the counter on this host's port for its own count of
-// tenantID (GET /items/{tenantID}/count) and writes the JSON answer to w. Any
+// tenantID (GET /internal/localcount) and writes the JSON answer to w. Any
 // answer but 200 is an error that carries the status and body: 409 means the
 // counter is still syncing. `make simulate` runs it with docker exec
 // (`counter localcount <tenant>`) to ask a counter from inside the compose
 // network, where its port is not published.
-func LocalCount(w io.Writer, port int, tenantID string) error {
-	body, err := getLocal(port, "/items/"+url.PathEscape(tenantID)+"/count")
+func LocalCount(w io.Writer, port int, token, tenantID string) error {
+	body, err := getLocal(port, "/internal/localcount?"+url.Values{"tenant": {tenantID}}.Encode(), token)
 	if err != nil {
 		return fmt.Errorf("localcount: %w", err)
 	}
@@ -67,13 +68,14 @@ func LocalCount(w io.Writer, port int, tenantID string) error {
 
 // getLocal GETs path from the service on this host's port, with a short
 // deadline, and returns the body of a 200 answer.
-func getLocal(port int, path string) ([]byte, error) {
+func getLocal(port int, path, token string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(port)+path, nil)
 	if err != nil {
 		return nil, err
 	}
+	SetToken(req, token)
 	resp, err := (&http.Client{Timeout: 3 * time.Second}).Do(req)
 	if err != nil {
 		return nil, err

@@ -4,7 +4,6 @@
 package httpserver
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,7 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -38,24 +37,6 @@ func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return data, nil
 }
 
-// ReadJSON decodes a size-limited body into v, rejecting unknown fields
-// and trailing data.
-func ReadJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	data, err := ReadBody(w, r, limit)
-	if err != nil {
-		return err
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("malformed JSON: %w", err)
-	}
-	if dec.More() {
-		return errors.New("malformed JSON: data after the value")
-	}
-	return nil
-}
-
 // WriteJSON writes v with the given status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
@@ -66,16 +47,6 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 // WriteError writes the API's one error shape.
 func WriteError(w http.ResponseWriter, status int, code, message string) {
 	WriteJSON(w, status, wire.Error{Message: message, Code: code})
-}
-
-// PathValue returns a path parameter, unescaped. Routing runs on the escaped
-// path (see NewRouter), so a tenant may hold any character, "/" included.
-func PathValue(r *http.Request, name string) (string, error) {
-	v, err := url.PathUnescape(r.PathValue(name))
-	if err != nil {
-		return "", fmt.Errorf("bad escape in %s: %w", name, err)
-	}
-	return v, nil
 }
 
 type ctxKey int
@@ -168,6 +139,38 @@ func recoverPanics(logger *slog.Logger) func(http.Handler) http.Handler {
 	}
 }
 
+// MaxHeaderBytes bounds a request's headers on every server: the longest
+// legitimate line is a path with an escaped tenant (at most ~3 KiB).
+const MaxHeaderBytes = 16 << 10
+
+// Budget is an allowance of bytes shared by concurrent requests, taken
+// without waiting: a request that does not fit is shed, not queued.
+type Budget struct {
+	mu   sync.Mutex
+	free int64
+}
+
+// NewBudget returns a budget of n bytes.
+func NewBudget(n int64) *Budget { return &Budget{free: n} }
+
+// TryTake takes n bytes if they are free.
+func (b *Budget) TryTake(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n > b.free {
+		return false
+	}
+	b.free -= n
+	return true
+}
+
+// Give returns n bytes taken before.
+func (b *Budget) Give(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.free += n
+}
+
 // Timeouts of a server.
 type Timeouts struct {
 	ReadHeader time.Duration
@@ -186,6 +189,7 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, t Timeouts, log
 		ReadTimeout:       t.Read,
 		WriteTimeout:      t.Write,
 		IdleTimeout:       t.Idle,
+		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)

@@ -14,13 +14,14 @@ import (
 	"github.com/distributed-counter/distributed-counter/internal/httpserver"
 )
 
-// counterStub answers like a counter's GET /items/{tenantID}/count on
-// 127.0.0.1; it returns its port and the paths it was asked for.
-func counterStub(t *testing.T, status int, body string) (port int, paths <-chan string) {
+// counterStub answers like a counter's GET /internal/localcount on
+// 127.0.0.1; it returns its port and the requests it got (path, query and
+// authorization header).
+func counterStub(t *testing.T, status int, body string) (port int, requests <-chan string) {
 	t.Helper()
 	seen := make(chan string, 16)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		seen <- r.URL.EscapedPath()
+		seen <- r.URL.RequestURI() + " " + r.Header.Get("Authorization")
 		w.WriteHeader(status)
 		_, _ = w.Write([]byte(body))
 	}))
@@ -37,10 +38,10 @@ func TestLocalCount_WritesTheCountersAnswer(t *testing.T) {
 	port, paths := counterStub(t, http.StatusOK, `{"count":3,"last":{"epoch":1,"seq":7}}`)
 	var out bytes.Buffer
 
-	require.NoError(t, httpserver.LocalCount(&out, port, "acme corp"))
+	require.NoError(t, httpserver.LocalCount(&out, port, "secret", "acme corp/eu"))
 
 	assert.JSONEq(t, `{"count":3,"last":{"epoch":1,"seq":7}}`, out.String())
-	assert.Equal(t, "/items/acme%20corp/count", <-paths)
+	assert.Equal(t, "/internal/localcount?tenant=acme+corp%2Feu Bearer secret", <-paths)
 }
 
 func TestLocalCount_FailsWithTheAnswerWhenNotReady(t *testing.T) {
@@ -48,7 +49,7 @@ func TestLocalCount_FailsWithTheAnswerWhenNotReady(t *testing.T) {
 	port, _ := counterStub(t, http.StatusConflict, `{"message":"counter has no complete copy of the data","code":"not_ready"}`)
 	var out bytes.Buffer
 
-	err := httpserver.LocalCount(&out, port, "acme")
+	err := httpserver.LocalCount(&out, port, "", "acme")
 
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "status 409")

@@ -103,9 +103,6 @@ func (l *Ledger) Status() wire.Status {
 	return st
 }
 
-// Ack is what the ledger answers to round and sync calls.
-func (l *Ledger) Ack() wire.Ack { return wire.Ack{Incarnation: l.incarnation, Last: l.last} }
-
 // checkEpoch refuses messages from an older coordinator and remembers newer ones.
 func (l *Ledger) checkEpoch(epoch uint64) error {
 	if epoch < l.epoch {

@@ -51,6 +51,7 @@ type Member struct {
 // Registry holds the members. It is safe for concurrent use.
 type Registry struct {
 	recoveryTries int
+	maxMembers    int
 
 	mu      sync.Mutex
 	members map[string]*Member
@@ -58,19 +59,31 @@ type Registry struct {
 }
 
 // New returns an empty registry that removes a dead counter after
-// recoveryTries further failed health checks.
-func New(recoveryTries int) *Registry {
-	return &Registry{recoveryTries: recoveryTries, members: make(map[string]*Member)}
+// recoveryTries further failed health checks, and holds at most
+// maxMembers counters.
+func New(recoveryTries, maxMembers int) *Registry {
+	return &Registry{recoveryTries: recoveryTries, maxMembers: maxMembers, members: make(map[string]*Member)}
+}
+
+// Full reports whether the registry holds as many counters as it may.
+func (r *Registry) Full() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.members) >= r.maxMembers
 }
 
 // StartSync begins a (re)sync of a counter: new, restarted, dead, or
 // found to have lost its state. It returns the sync's generation, or false
-// when a sync of this incarnation is already under way.
+// when a sync of this incarnation is already under way, or the counter is
+// new and the registry full.
 func (r *Registry) StartSync(id, incarnation string) (gen uint64, started bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m, ok := r.members[id]
 	if ok && m.State == Syncing && m.Incarnation == incarnation {
+		return 0, false
+	}
+	if !ok && len(r.members) >= r.maxMembers {
 		return 0, false
 	}
 	if !ok {
@@ -265,13 +278,6 @@ func (r *Registry) WriteSet() []Member {
 // Live returns the live members, the only ones that serve reads and snapshots.
 func (r *Registry) Live() []Member {
 	return r.filter(func(m *Member) bool { return m.State == Live })
-}
-
-// LiveCount returns the number of live members.
-func (r *Registry) LiveCount() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.liveLocked()
 }
 
 func (r *Registry) liveLocked() int {

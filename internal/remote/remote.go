@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/distributed-counter/distributed-counter/internal/httpserver"
 	"github.com/distributed-counter/distributed-counter/internal/wire"
 )
 
@@ -30,12 +31,23 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %d %s: %s", e.URL, e.Status, e.Code, e.Message)
 }
 
-// Refused reports that the peer answered "no" (as opposed to not being
-// reached); twopc aborts the round on it. A counter that answers that it
-// has not joined (it restarted and lost its state) is not the participant
-// the round was meant for: that counts as unreachable, so the round goes on
-// without it.
-func (e *Error) Refused() bool { return e.Code != wire.CodeNotReady }
+// Refused reports a protocol refusal (wire.IsRefusal): the peer understood
+// the request and said no; twopc aborts the round on it. A counter that
+// answers that it has not joined (it restarted and lost its state) is not
+// the participant the round was meant for: that is neither a refusal nor a
+// rejection, it counts as unreachable, so the round goes on without it.
+func (e *Error) Refused() bool { return wire.IsRefusal(e.Code) && e.Code != wire.CodeNotReady }
+
+// Rejected reports a 4xx answer about the request rather than the peer
+// (400, 401, 404, 413, ...): the caller sent something the peer does not
+// take. It never means the peer failed. A 5xx answer is the peer's failure.
+func (e *Error) Rejected() bool { return e.Status/100 == 4 && !wire.IsRefusal(e.Code) }
+
+// IsRejected reports whether err is an answer that rejects the request (see Error.Rejected).
+func IsRejected(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Rejected()
+}
 
 // HasCode reports whether err is an answer with the given wire code.
 func HasCode(err error, code string) bool {
@@ -46,11 +58,12 @@ func HasCode(err error, code string) bool {
 // maxErrorBody bounds how much of an error answer is read.
 const maxErrorBody = 64 << 10
 
-func send(ctx context.Context, client *http.Client, method, u string, body io.Reader, contentType string) (*http.Response, error) {
+func send(ctx context.Context, client *http.Client, token, method, u string, body io.Reader, contentType string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return nil, fmt.Errorf("build request %s %s: %w", method, u, err)
 	}
+	httpserver.SetToken(req, token)
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
@@ -74,17 +87,29 @@ func send(ctx context.Context, client *http.Client, method, u string, body io.Re
 }
 
 // call sends in as JSON (when not nil) and decodes the answer into out (when not nil).
-func call(ctx context.Context, client *http.Client, method, u string, in, out any) error {
-	var body io.Reader
-	var contentType string
+func call(ctx context.Context, client *http.Client, token, method, u string, in, out any) error {
+	var data []byte
 	if in != nil {
-		data, err := json.Marshal(in)
-		if err != nil {
+		var err error
+		if data, err = json.Marshal(in); err != nil {
 			return fmt.Errorf("encode %s %s: %w", method, u, err)
 		}
+	}
+	return callRaw(ctx, client, token, method, u, data, out)
+}
+
+// maxAnswerBytes bounds a decoded answer (a status with its view is the largest).
+const maxAnswerBytes = 1 << 20
+
+// callRaw sends an encoded JSON body (when not nil) and decodes the answer
+// into out (when not nil).
+func callRaw(ctx context.Context, client *http.Client, token, method, u string, data []byte, out any) error {
+	var body io.Reader
+	var contentType string
+	if data != nil {
 		body, contentType = bytes.NewReader(data), "application/json"
 	}
-	resp, err := send(ctx, client, method, u, body, contentType)
+	resp, err := send(ctx, client, token, method, u, body, contentType)
 	if err != nil {
 		return err
 	}
@@ -93,7 +118,7 @@ func call(ctx context.Context, client *http.Client, method, u string, in, out an
 		_, err = io.Copy(io.Discard, resp.Body)
 		return err
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswerBytes)).Decode(out); err != nil {
 		return fmt.Errorf("decode answer of %s %s: %w", method, u, err)
 	}
 	return nil
@@ -102,71 +127,81 @@ func call(ctx context.Context, client *http.Client, method, u string, in, out an
 // Counters calls counters; each method takes the counter's base URL (its id).
 type Counters struct {
 	client *http.Client
+	token  string
 }
 
-// NewCounters returns a client of the counters' internal API.
-func NewCounters(client *http.Client) *Counters {
+// NewCounters returns a client of the counters' internal API that
+// authenticates with the cluster token (none when empty).
+func NewCounters(client *http.Client, token string) *Counters {
 	if client == nil {
 		panic("remote.NewCounters: nil client")
 	}
-	return &Counters{client: client}
+	return &Counters{client: client, token: token}
 }
 
-// Prepare sends phase one of a round; nil is a yes vote.
-func (c *Counters) Prepare(ctx context.Context, base string, req wire.PrepareRequest) error {
-	return call(ctx, c.client, http.MethodPost, base+"/internal/prepare", req, nil)
+// Prepare sends phase one of a round, encoded once for every participant
+// (wire.EncodePrepare); nil is a yes vote.
+func (c *Counters) Prepare(ctx context.Context, base string, body []byte) error {
+	return callRaw(ctx, c.client, c.token, http.MethodPost, base+"/internal/prepare", body, nil)
 }
 
 // Commit sends a commit decision.
 func (c *Counters) Commit(ctx context.Context, base string, req wire.DecisionRequest) error {
-	return call(ctx, c.client, http.MethodPost, base+"/internal/commit", req, nil)
+	return call(ctx, c.client, c.token, http.MethodPost, base+"/internal/commit", req, nil)
 }
 
 // Abort sends an abort decision.
 func (c *Counters) Abort(ctx context.Context, base string, req wire.DecisionRequest) error {
-	return call(ctx, c.client, http.MethodPost, base+"/internal/abort", req, nil)
+	return call(ctx, c.client, c.token, http.MethodPost, base+"/internal/abort", req, nil)
 }
 
 // Join puts the counter into the write set at the given position.
 func (c *Counters) Join(ctx context.Context, base string, req wire.JoinRequest) (wire.JoinResponse, error) {
 	var resp wire.JoinResponse
-	err := call(ctx, c.client, http.MethodPost, base+"/internal/join", req, &resp)
+	err := call(ctx, c.client, c.token, http.MethodPost, base+"/internal/join", req, &resp)
 	return resp, err
 }
 
-// Count is a fenced read: the tenant's count as of a stable seq at least fence.
+// Count is a fenced read: the tenant's count as of a stable seq at least
+// fence. The tenant travels as a query parameter, which encodes any string.
 func (c *Counters) Count(ctx context.Context, base, tenantID string, epoch, fence uint64) (int64, error) {
-	q := url.Values{"epoch": {strconv.FormatUint(epoch, 10)}, "fence": {strconv.FormatUint(fence, 10)}}
+	q := url.Values{"tenant": {tenantID}, "epoch": {strconv.FormatUint(epoch, 10)}, "fence": {strconv.FormatUint(fence, 10)}}
 	var resp wire.CountResponse
-	err := call(ctx, c.client, http.MethodGet, base+"/internal/count/"+url.PathEscape(tenantID)+"?"+q.Encode(), nil, &resp)
+	err := call(ctx, c.client, c.token, http.MethodGet, base+"/internal/count?"+q.Encode(), nil, &resp)
 	return resp.Count, err
 }
 
 // LocalCount is the counter's own, unfenced count of a tenant.
 func (c *Counters) LocalCount(ctx context.Context, base, tenantID string) (wire.LocalCountResponse, error) {
 	var resp wire.LocalCountResponse
-	err := call(ctx, c.client, http.MethodGet, base+"/items/"+url.PathEscape(tenantID)+"/count", nil, &resp)
+	err := call(ctx, c.client, c.token, http.MethodGet, base+"/internal/localcount?"+url.Values{"tenant": {tenantID}}.Encode(), nil, &resp)
 	return resp, err
 }
 
 // IDs lists the ids the counter holds for a tenant.
 func (c *Counters) IDs(ctx context.Context, base, tenantID string) ([]string, error) {
 	var resp []string
-	err := call(ctx, c.client, http.MethodGet, base+"/internal/ids/"+url.PathEscape(tenantID), nil, &resp)
+	err := call(ctx, c.client, c.token, http.MethodGet, base+"/internal/ids?"+url.Values{"tenant": {tenantID}}.Encode(), nil, &resp)
 	return resp, err
 }
 
 // Probe asks for the counter's status; it implements membership.Prober.
+// An answer that is not a valid status is an error.
 func (c *Counters) Probe(ctx context.Context, base string) (wire.Status, error) {
 	var st wire.Status
-	err := call(ctx, c.client, http.MethodGet, base+"/health", nil, &st)
-	return st, err
+	if err := call(ctx, c.client, c.token, http.MethodGet, base+"/internal/status", nil, &st); err != nil {
+		return wire.Status{}, err
+	}
+	if err := st.Check(); err != nil {
+		return wire.Status{}, fmt.Errorf("status of %s: %w", base, err)
+	}
+	return st, nil
 }
 
 // Snapshot opens the stream of rows with since < seq <= upto. The caller closes it.
 func (c *Counters) Snapshot(ctx context.Context, base string, since, upto uint64) (io.ReadCloser, error) {
 	q := url.Values{"since": {strconv.FormatUint(since, 10)}, "upto": {strconv.FormatUint(upto, 10)}}
-	resp, err := send(ctx, c.client, http.MethodGet, base+"/internal/snapshot?"+q.Encode(), nil, "")
+	resp, err := send(ctx, c.client, c.token, http.MethodGet, base+"/internal/snapshot?"+q.Encode(), nil, "")
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +211,7 @@ func (c *Counters) Snapshot(ctx context.Context, base string, since, upto uint64
 // Install streams a snapshot into a syncing counter that joined at joinSeq.
 func (c *Counters) Install(ctx context.Context, base string, joinSeq uint64, snapshot io.Reader) error {
 	u := base + "/internal/install?join=" + strconv.FormatUint(joinSeq, 10)
-	resp, err := send(ctx, c.client, http.MethodPost, u, snapshot, "application/x-ndjson")
+	resp, err := send(ctx, c.client, c.token, http.MethodPost, u, snapshot, "application/x-ndjson")
 	if err != nil {
 		return err
 	}
@@ -185,23 +220,25 @@ func (c *Counters) Install(ctx context.Context, base string, joinSeq uint64, sna
 	return err
 }
 
-// Coordinator is the counters' client of the coordinator.
+// Coordinator is the counters' client of the coordinator's internal API.
 type Coordinator struct {
 	client *http.Client
 	base   string
+	token  string
 }
 
-// NewCoordinator returns a client of the coordinator at base.
-func NewCoordinator(client *http.Client, base string) *Coordinator {
+// NewCoordinator returns a client of the coordinator's internal API at
+// base, authenticated with the cluster token (none when empty).
+func NewCoordinator(client *http.Client, base, token string) *Coordinator {
 	if client == nil {
 		panic("remote.NewCoordinator: nil client")
 	}
-	return &Coordinator{client: client, base: base}
+	return &Coordinator{client: client, base: base, token: token}
 }
 
 // Register announces the counter with its status.
 func (c *Coordinator) Register(ctx context.Context, st wire.Status) (wire.RegisterResponse, error) {
 	var resp wire.RegisterResponse
-	err := call(ctx, c.client, http.MethodPost, c.base+"/internal/register", wire.RegisterRequest{Status: st}, &resp)
+	err := call(ctx, c.client, c.token, http.MethodPost, c.base+"/internal/register", wire.RegisterRequest{Status: st}, &resp)
 	return resp, err
 }

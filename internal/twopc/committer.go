@@ -28,6 +28,14 @@ var (
 	ErrOutcomeUnknown = errors.New("outcome unknown")
 	// ErrStopped: the committer is shutting down; nothing was applied.
 	ErrStopped = errors.New("committer stopped")
+	// ErrOverloaded: the queue of requests is full; nothing was applied.
+	ErrOverloaded = errors.New("too many requests waiting for a round")
+	// ErrTooLarge: the items can never fit in a round; nothing was applied.
+	ErrTooLarge = errors.New("items too large for one round")
+	// ErrRejected: a participant rejected a round's request as malformed
+	// (the coordinator's fault, or mismatched configurations); the round
+	// was aborted and nothing was applied.
+	ErrRejected = errors.New("a counter rejected the round's request")
 )
 
 // Position is where the commit order stands.
@@ -69,11 +77,16 @@ type Cluster interface {
 	RoundDone(round wire.RoundID, clusterID string, acked []Peer) error
 }
 
-// Transport delivers round messages to one participant. A participant that
-// answered "no" returns an error with a method Refused() bool reporting true;
-// any other error means it could not be reached.
+// Transport delivers round messages to one participant. Its errors fall in
+// three kinds, told apart by optional methods:
+//   - Refused() bool reports true: the participant answered "no" by the
+//     protocol; it cannot take part as it stands.
+//   - Rejected() bool reports true: the participant answered that the
+//     request is malformed. That is about the request, not the participant.
+//   - any other error: it could not be reached.
 type Transport interface {
-	Prepare(ctx context.Context, id string, req wire.PrepareRequest) error
+	// Prepare sends the round's prepare, encoded once (wire.EncodePrepare).
+	Prepare(ctx context.Context, id string, body []byte) error
 	Commit(ctx context.Context, id string, req wire.DecisionRequest) error
 	Abort(ctx context.Context, id string, req wire.DecisionRequest) error
 }
@@ -85,6 +98,14 @@ type Config struct {
 	MinLive int
 	// MaxBatchItems caps the items merged into one round.
 	MaxBatchItems int
+	// MaxRoundBytes caps the encoded size of a round's prepare, items
+	// and envelope for MaxView participants included.
+	MaxRoundBytes int
+	// MaxView is the largest number of participants of a round.
+	MaxView int
+	// QueueSize caps the requests waiting for a round; past it Submit
+	// returns ErrOverloaded at once.
+	QueueSize int
 	// CallTimeout bounds each call to a participant.
 	CallTimeout time.Duration
 	// CommitAttempts is how often a commit is sent before its participant
@@ -95,7 +116,7 @@ type Config struct {
 }
 
 type request struct {
-	items   []wire.Item
+	batch   wire.Batch
 	barrier bool
 	done    chan error
 }
@@ -113,9 +134,12 @@ type Committer struct {
 	logger    *slog.Logger
 
 	requests chan *request
-	ops      chan op
-	stopped  chan struct{}
-	pos      atomic.Pointer[Position]
+	// next is a request taken from the queue that did not fit in the
+	// round collected; it starts the next one. Only the loop uses it.
+	next    *request
+	ops     chan op
+	stopped chan struct{}
+	pos     atomic.Pointer[Position]
 }
 
 // New returns a committer; it does nothing until Run.
@@ -128,12 +152,21 @@ func New(cfg Config, cluster Cluster, transport Transport, logger *slog.Logger) 
 	if cfg.MaxBatchItems <= 0 {
 		cfg.MaxBatchItems = 10000
 	}
+	if cfg.MaxView <= 0 {
+		cfg.MaxView = 64
+	}
+	if cfg.MaxRoundBytes <= 0 {
+		cfg.MaxRoundBytes = 64 << 20
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 1024
+	}
 	c := &Committer{
 		cfg:       cfg,
 		cluster:   cluster,
 		transport: transport,
 		logger:    logger,
-		requests:  make(chan *request, 1024),
+		requests:  make(chan *request, cfg.QueueSize),
 		ops:       make(chan op),
 		stopped:   make(chan struct{}),
 	}
@@ -147,14 +180,25 @@ func (c *Committer) Position() Position { return *c.pos.Load() }
 // setPos publishes a copy of p: a published position is never modified.
 func (c *Committer) setPos(p Position) { c.pos.Store(&p) }
 
-// Submit adds items in the next round and waits for its outcome. It returns
-// nil once every live participant of the round has committed them and at
-// least MinLive did. Items may repeat ids already added: they are counted once.
-func (c *Committer) Submit(ctx context.Context, items []wire.Item) error {
-	if len(items) == 0 {
+// MaxBatchBytes is the largest encoded batch a round can carry: what
+// MaxRoundBytes leaves after the envelope of a prepare to MaxView counters.
+func (c *Committer) MaxBatchBytes() int {
+	return c.cfg.MaxRoundBytes - wire.PrepareOverhead(c.cfg.MaxView)
+}
+
+// Submit adds a batch of items to the next round and waits for its
+// outcome. It returns nil once every live participant of the round has
+// committed them and at least MinLive did. Items may repeat ids already
+// added: they are counted once. A batch over MaxBatchBytes gets
+// ErrTooLarge, and a full queue ErrOverloaded, both at once.
+func (c *Committer) Submit(ctx context.Context, batch wire.Batch) error {
+	if batch.Items == 0 {
 		return nil
 	}
-	return c.enqueue(ctx, &request{items: items, done: make(chan error, 1)})
+	if len(batch.JSON) > c.MaxBatchBytes() {
+		return fmt.Errorf("%w: %d bytes encoded, a round carries at most %d", ErrTooLarge, len(batch.JSON), c.MaxBatchBytes())
+	}
+	return c.enqueue(ctx, &request{batch: batch, done: make(chan error, 1)})
 }
 
 // Barrier runs a round, even an empty one, and waits for it. Syncing
@@ -165,15 +209,27 @@ func (c *Committer) Barrier(ctx context.Context) error {
 
 func (c *Committer) enqueue(ctx context.Context, r *request) error {
 	select {
-	case c.requests <- r:
-	case <-ctx.Done():
-		return fmt.Errorf("queue round: %w", ctx.Err())
 	case <-c.stopped:
 		return ErrStopped
+	default:
+	}
+	select {
+	case c.requests <- r:
+	default:
+		return ErrOverloaded
 	}
 	select {
 	case err := <-r.done:
 		return err
+	case <-c.stopped:
+		// The loop has stopped: a round that took r answered it before,
+		// and no round runs any more. Otherwise r was never taken.
+		select {
+		case err := <-r.done:
+			return err
+		default:
+			return ErrStopped
+		}
 	case <-ctx.Done():
 		// The round goes on without us; it may commit.
 		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
@@ -207,6 +263,11 @@ func (c *Committer) Run(ctx context.Context, start Position) {
 	defer c.drain()
 	work := context.WithoutCancel(ctx)
 	for {
+		if r := c.next; r != nil {
+			c.next = nil
+			c.round(work, c.collect(r))
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -224,6 +285,10 @@ func (c *Committer) Run(ctx context.Context, start Position) {
 // drain fails the requests still queued when the loop stops.
 func (c *Committer) drain() {
 	close(c.stopped)
+	if c.next != nil {
+		c.next.done <- ErrStopped
+		c.next = nil
+	}
 	for {
 		select {
 		case r := <-c.requests:
@@ -234,40 +299,27 @@ func (c *Committer) drain() {
 	}
 }
 
-// collect takes the first request and every request already waiting, up
-// to MaxBatchItems: rounds are as large as the load, with no added delay.
+// collect takes the first request and the requests already waiting, up to
+// MaxBatchItems items and MaxBatchBytes encoded bytes: rounds are as large
+// as the load, with no added delay. A request that does not fit is left
+// for the next round (held in c.next).
 func (c *Committer) collect(first *request) []*request {
 	batch := []*request{first}
-	n := len(first.items)
+	n, size := first.batch.Items, len(first.batch.JSON)
 	for n < c.cfg.MaxBatchItems {
 		select {
 		case r := <-c.requests:
+			if n+r.batch.Items > c.cfg.MaxBatchItems || size+1+len(r.batch.JSON) > c.MaxBatchBytes() {
+				c.next = r
+				return batch
+			}
 			batch = append(batch, r)
-			n += len(r.items)
+			n, size = n+r.batch.Items, size+1+len(r.batch.JSON)
 		default:
 			return batch
 		}
 	}
 	return batch
-}
-
-type itemKey struct{ tenant, id string }
-
-// merge concatenates the batch's items, dropping repeats.
-func merge(batch []*request) []wire.Item {
-	seen := make(map[itemKey]struct{})
-	var items []wire.Item
-	for _, r := range batch {
-		for _, it := range r.items {
-			k := itemKey{it.Tenant, it.ID}
-			if _, ok := seen[k]; ok {
-				continue
-			}
-			seen[k] = struct{}{}
-			items = append(items, it)
-		}
-	}
-	return items
 }
 
 func countLive(peers []Peer) int {
@@ -282,16 +334,22 @@ func countLive(peers []Peer) int {
 
 // round runs one round for a batch of requests and answers each of them.
 func (c *Committer) round(ctx context.Context, batch []*request) {
-	err := c.runRound(ctx, merge(batch))
+	batches := make([]wire.Batch, len(batch))
+	items := 0
+	for i, r := range batch {
+		batches[i] = r.batch
+		items += r.batch.Items
+	}
+	err := c.runRound(ctx, batches, items)
 	for _, r := range batch {
 		r.done <- err
 	}
 }
 
-func (c *Committer) runRound(ctx context.Context, items []wire.Item) error {
+func (c *Committer) runRound(ctx context.Context, batches []wire.Batch, items int) error {
 	peers := c.cluster.WriteSet()
 	need := c.cfg.MinLive
-	if len(items) == 0 {
+	if items == 0 {
 		need = 1 // a barrier carries no data: one live counter to order it is enough
 	}
 	if live := countLive(peers); live < need {
@@ -305,18 +363,26 @@ func (c *Committer) runRound(ctx context.Context, items []wire.Item) error {
 	for i, p := range peers {
 		view[i] = p.ID
 	}
-	prep := wire.PrepareRequest{Round: id, Stable: pos.Stable, View: view, Items: items}
+	prep := wire.PrepareRequest{Round: id, Stable: pos.Stable, View: view}
 	if !pos.Last.Round.IsZero() {
 		last := pos.Last
 		prep.Prev = &last
 	}
+	body := wire.EncodePrepare(prep, batches)
+	if len(body) > c.cfg.MaxRoundBytes {
+		// collect keeps rounds within the limit for up to MaxView
+		// participants; the registry admits no more than that.
+		return fmt.Errorf("%w: prepare of %d bytes over %d with %d participants", ErrTooLarge, len(body), c.cfg.MaxRoundBytes, len(peers))
+	}
 
 	// Phase one.
 	errs := c.each(ctx, peers, func(ctx context.Context, p Peer) error {
-		return c.transport.Prepare(ctx, p.ID, prep)
+		ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+		defer cancel()
+		return c.transport.Prepare(ctx, p.ID, body)
 	})
 	var voters []Peer
-	var refusals []error
+	var refusals, rejections []error
 	for i, err := range errs {
 		switch {
 		case err == nil:
@@ -324,11 +390,20 @@ func (c *Committer) runRound(ctx context.Context, items []wire.Item) error {
 		case isRefusal(err):
 			refusals = append(refusals, err)
 			c.cluster.Failed(peers[i].ID, err)
+		case isRejection(err):
+			// About the request, not the participant: it stays.
+			rejections = append(rejections, err)
 		default:
 			// Unreachable: drop it from this round; it resyncs before it is used again.
 			logger.Warn("participant unreachable in prepare", "node", peers[i].ID, "err", err)
 			c.cluster.Failed(peers[i].ID, err)
 		}
+	}
+	if len(rejections) > 0 {
+		c.abort(ctx, id, pos, peers)
+		cause := errors.Join(rejections...)
+		logger.Error("round aborted: a counter rejected its prepare", "err", cause)
+		return fmt.Errorf("%w: %w", ErrRejected, cause)
 	}
 	if len(refusals) > 0 || countLive(voters) < need {
 		c.abort(ctx, id, pos, peers)
@@ -356,7 +431,12 @@ func (c *Committer) runRound(ctx context.Context, items []wire.Item) error {
 	errs = c.each(ctx, voters, func(ctx context.Context, p Peer) error {
 		var err error
 		for range c.cfg.CommitAttempts {
-			if err = c.transport.Commit(ctx, p.ID, commit); err == nil || isRefusal(err) {
+			// Each attempt has its own deadline: a retry after a timeout
+			// gets the whole CallTimeout again.
+			actx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+			err = c.transport.Commit(actx, p.ID, commit)
+			cancel()
+			if err == nil || isRefusal(err) || isRejection(err) {
 				return err
 			}
 		}
@@ -385,7 +465,7 @@ func (c *Committer) runRound(ctx context.Context, items []wire.Item) error {
 		logger.Error("cannot record the holders of a committed round", "err", err)
 		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 	}
-	logger.Debug("round committed", "items", len(items), "participants", len(peers), "acked", len(acked))
+	logger.Debug("round committed", "items", items, "bytes", len(body), "participants", len(peers), "acked", len(acked))
 	if liveAcked < need {
 		return fmt.Errorf("%w: round %s committed on %d live counters, %d needed", ErrOutcomeUnknown, id, liveAcked, need)
 	}
@@ -399,29 +479,33 @@ func (c *Committer) abort(ctx context.Context, id wire.RoundID, pos Position, pe
 	c.setPos(pos)
 	req := wire.DecisionRequest{Round: id, Stable: pos.Stable}
 	c.each(ctx, peers, func(ctx context.Context, p Peer) error {
+		ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+		defer cancel()
 		return c.transport.Abort(ctx, p.ID, req)
 	})
 }
 
-// each calls fn for every peer in parallel, each call with its own timeout,
-// and returns the errors in peer order.
+// each calls fn for every peer in parallel and returns the errors in peer
+// order. fn sets the deadline of each of its calls.
 func (c *Committer) each(ctx context.Context, peers []Peer, fn func(context.Context, Peer) error) []error {
 	errs := make([]error, len(peers))
 	var wg sync.WaitGroup
 	for i, p := range peers {
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
-			defer cancel()
-			errs[i] = fn(ctx, p)
-		})
+		wg.Go(func() { errs[i] = fn(ctx, p) })
 	}
 	wg.Wait()
 	return errs
 }
 
-// isRefusal reports whether err is a participant's "no", as opposed to a
-// participant that could not be reached.
+// isRefusal reports whether err is a participant's "no" by the protocol.
 func isRefusal(err error) bool {
 	var r interface{ Refused() bool }
 	return errors.As(err, &r) && r.Refused()
+}
+
+// isRejection reports whether err is a participant's answer that the
+// request itself is malformed.
+func isRejection(err error) bool {
+	var r interface{ Rejected() bool }
+	return errors.As(err, &r) && r.Rejected()
 }

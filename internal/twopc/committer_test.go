@@ -2,6 +2,7 @@ package twopc_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,7 +36,8 @@ type fakeNet struct {
 	aborts   map[string][]wire.RoundID
 	prepErr  map[string]error
 	commErr  map[string]error
-	block    chan struct{} // when set, prepares wait on it
+	commHang map[string]int // commits that hang until their deadline
+	block    chan struct{}  // when set, prepares wait on it
 }
 
 func newFakeNet() *fakeNet {
@@ -45,10 +47,16 @@ func newFakeNet() *fakeNet {
 		aborts:   map[string][]wire.RoundID{},
 		prepErr:  map[string]error{},
 		commErr:  map[string]error{},
+		commHang: map[string]int{},
 	}
 }
 
-func (f *fakeNet) Prepare(ctx context.Context, id string, req wire.PrepareRequest) error {
+func (f *fakeNet) Prepare(ctx context.Context, id string, body []byte) error {
+	// Peers here are named "a", "b": not URLs, so not wire.DecodePrepare.
+	var req wire.PrepareRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return fmt.Errorf("the committer sent a malformed prepare: %w", err)
+	}
 	f.mu.Lock()
 	block := f.block
 	f.mu.Unlock()
@@ -65,11 +73,25 @@ func (f *fakeNet) Prepare(ctx context.Context, id string, req wire.PrepareReques
 	return f.prepErr[id]
 }
 
-func (f *fakeNet) Commit(_ context.Context, id string, req wire.DecisionRequest) error {
+// Commit records the commit; an attempt listed in commHang waits, like an
+// unresponsive peer, until its context ends.
+func (f *fakeNet) Commit(ctx context.Context, id string, req wire.DecisionRequest) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.commits[id] = append(f.commits[id], req.Round)
-	return f.commErr[id]
+	hang := f.commHang[id] > 0
+	if hang {
+		f.commHang[id]--
+	}
+	err := f.commErr[id]
+	f.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
 }
 
 func (f *fakeNet) Abort(_ context.Context, id string, req wire.DecisionRequest) error {
@@ -142,10 +164,12 @@ func live(ids ...string) []twopc.Peer {
 
 func item(tenant, id string) wire.Item { return wire.Item{ID: id, Tenant: tenant} }
 
+func batch(items ...wire.Item) wire.Batch { return wire.EncodeBatch(items) }
+
 func TestCommitter_CommitsOnEveryParticipantInOrder(t *testing.T) {
 	c, net, _ := start(t, 1, live("a", "b", "c")...)
-	require.NoError(t, c.Submit(t.Context(), []wire.Item{item("t", "1")}))
-	require.NoError(t, c.Submit(t.Context(), []wire.Item{item("t", "2")}))
+	require.NoError(t, c.Submit(t.Context(), batch(item("t", "1"))))
+	require.NoError(t, c.Submit(t.Context(), batch(item("t", "2"))))
 
 	for _, id := range []string{"a", "b", "c"} {
 		assert.Equal(t, []wire.RoundID{{Epoch: 3, Seq: 1, TxID: "tx-1"}, {Epoch: 3, Seq: 2, TxID: "tx-2"}}, net.commits[id], id)
@@ -163,7 +187,7 @@ func TestCommitter_CommitsOnEveryParticipantInOrder(t *testing.T) {
 func TestCommitter_AbortsWhenAnyVoteIsNo(t *testing.T) {
 	c, net, cl := start(t, 1, live("a", "b", "c")...)
 	net.prepErr["b"] = refusal{}
-	err := c.Submit(t.Context(), []wire.Item{item("t", "1")})
+	err := c.Submit(t.Context(), batch(item("t", "1")))
 	require.ErrorIs(t, err, twopc.ErrAborted)
 
 	for _, id := range []string{"a", "b", "c"} {
@@ -180,7 +204,7 @@ func TestCommitter_AbortsWhenAnyVoteIsNo(t *testing.T) {
 func TestCommitter_UnreachableParticipantIsDroppedAndRoundCompletes(t *testing.T) {
 	c, net, cl := start(t, 1, live("a", "b", "c")...)
 	net.prepErr["c"] = errUnreachable
-	require.NoError(t, c.Submit(t.Context(), []wire.Item{item("t", "1")}))
+	require.NoError(t, c.Submit(t.Context(), batch(item("t", "1"))))
 	assert.Equal(t, []string{"c"}, cl.failed)
 	assert.Empty(t, net.commits["c"])
 	assert.Len(t, net.commits["a"], 1)
@@ -189,7 +213,7 @@ func TestCommitter_UnreachableParticipantIsDroppedAndRoundCompletes(t *testing.T
 
 func TestCommitter_BelowMinLiveIsUnavailable(t *testing.T) {
 	c, net, _ := start(t, 2, twopc.Peer{ID: "a", Live: true}, twopc.Peer{ID: "s", Live: false})
-	err := c.Submit(t.Context(), []wire.Item{item("t", "1")})
+	err := c.Submit(t.Context(), batch(item("t", "1")))
 	require.ErrorIs(t, err, twopc.ErrUnavailable)
 	assert.Empty(t, net.prepares, "nothing was sent")
 
@@ -199,7 +223,7 @@ func TestCommitter_BelowMinLiveIsUnavailable(t *testing.T) {
 func TestCommitter_CommitFailureBelowMinLiveIsIndeterminate(t *testing.T) {
 	c, net, cl := start(t, 2, live("a", "b")...)
 	net.commErr["b"] = errUnreachable
-	err := c.Submit(t.Context(), []wire.Item{item("t", "1")})
+	err := c.Submit(t.Context(), batch(item("t", "1")))
 	require.ErrorIs(t, err, twopc.ErrOutcomeUnknown, "committed on fewer live counters than required")
 	assert.Equal(t, []string{"b"}, cl.failed)
 	assert.Len(t, net.commits["b"], 2, "the commit was retried")
@@ -211,13 +235,13 @@ func TestCommitter_GroupsConcurrentRequestsIntoOneRound(t *testing.T) {
 		c, net, _ := start(t, 1, live("a")...)
 		net.block = make(chan struct{})
 		first := make(chan error, 1)
-		go func() { first <- c.Submit(context.Background(), []wire.Item{item("t", "first")}) }()
+		go func() { first <- c.Submit(context.Background(), batch(item("t", "first"))) }()
 		synctest.Wait() // round 1 is blocked in prepare
 		errs := make([]error, 50)
 		var wg sync.WaitGroup
 		for i := range errs {
 			wg.Go(func() {
-				errs[i] = c.Submit(context.Background(), []wire.Item{item("t", fmt.Sprint(i)), item("t", "dup")})
+				errs[i] = c.Submit(context.Background(), batch(item("t", fmt.Sprint(i)), item("t", "dup")))
 			})
 		}
 		synctest.Wait() // all 50 are queued behind it
@@ -234,13 +258,15 @@ func TestCommitter_GroupsConcurrentRequestsIntoOneRound(t *testing.T) {
 		for _, p := range net.prepares["a"] {
 			total += len(p.Items)
 		}
-		assert.Equal(t, 52, total, "every id once: first, 50 distinct, dup once")
+		// Requests travel as encoded: a repeat across requests reaches the
+		// counters, which count it once (ledger tests).
+		assert.Equal(t, 101, total, "every item of every request: first, then 50 × 2")
 	})
 }
 
 func TestCommitter_DoRunsBetweenRounds(t *testing.T) {
 	c, _, _ := start(t, 1, live("a")...)
-	require.NoError(t, c.Submit(t.Context(), []wire.Item{item("t", "1")}))
+	require.NoError(t, c.Submit(t.Context(), batch(item("t", "1"))))
 	var seen twopc.Position
 	require.NoError(t, c.Do(t.Context(), func(_ context.Context, pos *twopc.Position) error {
 		seen = *pos
@@ -253,6 +279,141 @@ func TestCommitter_DoRunsBetweenRounds(t *testing.T) {
 
 func TestCommitter_EmptySubmitIsANoop(t *testing.T) {
 	c, net, _ := start(t, 1, live("a")...)
-	require.NoError(t, c.Submit(t.Context(), nil))
+	require.NoError(t, c.Submit(t.Context(), batch()))
 	assert.Empty(t, net.prepares)
+}
+
+// rejection is an answer about the request (a 400 or 413), not the peer.
+type rejection struct{}
+
+func (rejection) Error() string  { return "413 too_large" }
+func (rejection) Rejected() bool { return true }
+
+func TestCommitter_RejectedPrepareAbortsWithoutFailingTheCounter(t *testing.T) {
+	c, net, cl := start(t, 1, live("a", "b")...)
+	net.prepErr["b"] = rejection{}
+	err := c.Submit(t.Context(), batch(item("t", "1")))
+	require.ErrorIs(t, err, twopc.ErrRejected)
+	assert.NotErrorIs(t, err, twopc.ErrAborted, "not a vote: the client's answer differs")
+	assert.Empty(t, cl.failed, "a counter that rejects a request has not failed")
+	for _, id := range []string{"a", "b"} {
+		assert.Empty(t, net.commits[id], "%s got no commit", id)
+		assert.Len(t, net.aborts[id], 1, "%s got the abort", id)
+	}
+	assert.Equal(t, []twopc.Peer{{ID: "a", Live: true}, {ID: "b", Live: true}}, cl.WriteSet())
+}
+
+func TestCommitter_CommitRetryAfterATimeoutGetsAFreshDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, net, cl := start(t, 1, live("a", "b")...)
+		net.commHang["b"] = 1 // the first commit to b times out, the second arrives
+		require.NoError(t, c.Submit(t.Context(), batch(item("t", "1"))))
+		assert.Len(t, net.commits["b"], 2, "the commit was retried")
+		assert.Empty(t, cl.failed, "the retry succeeded: b stays")
+		assert.Equal(t, []string{"a", "b"}, cl.acked[1])
+	})
+}
+
+func TestCommitter_FullQueueIsOverloadedAndAppliesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		net, cl := newFakeNet(), &fakeCluster{peers: live("a")}
+		c := twopc.New(twopc.Config{MinLive: 1, CallTimeout: time.Second, QueueSize: 2, NewTxID: func() string { return "tx" }},
+			cl, net, slog.New(slog.DiscardHandler))
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go c.Run(ctx, twopc.Position{Epoch: 3})
+		net.block = make(chan struct{})
+		first := make(chan error, 1)
+		go func() { first <- c.Submit(context.Background(), batch(item("t", "first"))) }()
+		synctest.Wait() // round 1 is blocked in prepare
+		queued := make(chan error, 2)
+		for i := range 2 {
+			go func() { queued <- c.Submit(context.Background(), batch(item("t", fmt.Sprint(i)))) }()
+		}
+		synctest.Wait() // the queue is full
+		err := c.Submit(context.Background(), batch(item("t", "shed")))
+		require.ErrorIs(t, err, twopc.ErrOverloaded)
+		close(net.block)
+		require.NoError(t, <-first)
+		require.NoError(t, <-queued)
+		require.NoError(t, <-queued)
+		net.mu.Lock()
+		defer net.mu.Unlock()
+		for _, p := range net.prepares["a"] {
+			for _, it := range p.Items {
+				assert.NotEqual(t, "shed", it.ID, "the shed request reached no counter")
+			}
+		}
+	})
+}
+
+func TestCommitter_RoundsStayWithinMaxRoundBytes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		net, cl := newFakeNet(), &fakeCluster{peers: live("a")}
+		const maxRound = 8 << 10
+		var sizes []int
+		var mu sync.Mutex
+		sized := &sizingNet{fakeNet: net, sizes: &sizes, mu: &mu}
+		c := twopc.New(twopc.Config{MinLive: 1, CallTimeout: time.Second, MaxRoundBytes: maxRound, MaxView: 1, NewTxID: func() string { return "tx" }},
+			cl, sized, slog.New(slog.DiscardHandler))
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go c.Run(ctx, twopc.Position{Epoch: 3})
+
+		// One request too large for any round is refused at once.
+		big := make([]wire.Item, 0, 64)
+		for i := range 64 {
+			big = append(big, item("t", fmt.Sprintf("%0100d", i)))
+		}
+		require.ErrorIs(t, c.Submit(t.Context(), batch(big...)), twopc.ErrTooLarge)
+
+		// Many that fit one by one but not together are split in rounds.
+		net.block = make(chan struct{})
+		first := make(chan error, 1)
+		go func() { first <- c.Submit(context.Background(), batch(item("t", "first"))) }()
+		synctest.Wait()
+		errs := make(chan error, 40)
+		for i := range 40 {
+			go func() { errs <- c.Submit(context.Background(), batch(item("<&>", fmt.Sprintf("%0200d", i)))) }()
+		}
+		synctest.Wait()
+		close(net.block)
+		require.NoError(t, <-first)
+		for range 40 {
+			require.NoError(t, <-errs)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		assert.Greater(t, len(sizes), 2, "the 40 requests did not fit in one round")
+		for _, n := range sizes {
+			assert.LessOrEqual(t, n, maxRound, "every prepare within MaxRoundBytes")
+		}
+	})
+}
+
+// sizingNet records the size of every prepare.
+type sizingNet struct {
+	*fakeNet
+	mu    *sync.Mutex
+	sizes *[]int
+}
+
+func (s *sizingNet) Prepare(ctx context.Context, id string, body []byte) error {
+	s.mu.Lock()
+	*s.sizes = append(*s.sizes, len(body))
+	s.mu.Unlock()
+	return s.fakeNet.Prepare(ctx, id, body)
+}
+
+func TestCommitter_SubmitAfterStopIsStopped(t *testing.T) {
+	net, cl := newFakeNet(), &fakeCluster{peers: live("a")}
+	c := twopc.New(twopc.Config{MinLive: 1, CallTimeout: time.Second, NewTxID: func() string { return "tx" }},
+		cl, net, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx, twopc.Position{Epoch: 3}); close(done) }()
+	require.NoError(t, c.Submit(t.Context(), batch(item("t", "1"))))
+	cancel()
+	<-done
+	require.ErrorIs(t, c.Submit(t.Context(), batch(item("t", "2"))), twopc.ErrStopped)
 }

@@ -2,7 +2,11 @@
 // API between the coordinator and the counters, shared by servers and clients.
 package wire
 
-import "fmt"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+)
 
 // Item is one element of the public POST /items body.
 type Item struct {
@@ -31,20 +35,39 @@ type Error struct {
 const (
 	CodeInvalid        = "invalid_request"
 	CodeTooLarge       = "too_large"
+	CodeTooManyItems   = "too_many_items"
 	CodeNotFound       = "not_found"
 	CodeMethod         = "method_not_allowed"
 	CodeUnavailable    = "unavailable"     // nothing was applied; safe to retry
+	CodeOverloaded     = "overloaded"      // shed before anything was done; retry after Retry-After
 	CodeOutcomeUnknown = "outcome_unknown" // may or may not be applied; retrying the same ids is safe
+	CodeTimeout        = "timeout"         // a read did not finish in time; nothing changed
 	CodeInternal       = "internal"
 
-	// Codes a counter uses to refuse a coordinator's request.
+	// Codes of the internal API.
+	CodeUnauthorized    = "unauthorized"      // no or a wrong cluster token: nothing was done
+	CodeTooManyCounters = "too_many_counters" // a registration past MAX_COUNTERS
+
+	// Protocol refusals: a counter understood the request and says no. Each
+	// means the counter cannot take part as it stands, so the coordinator
+	// takes it out of the write set until it resyncs. Any other non-2xx
+	// answer is about the request, not the counter, and never does.
+	CodeVotedNo      = "voted_no"      // the counter votes no on a round
 	CodeStaleEpoch   = "stale_epoch"   // the request comes from an older coordinator
 	CodeBehind       = "behind"        // the counter has not applied the requested position
 	CodeNotReady     = "not_ready"     // the counter has no complete copy of the data
-	CodeRefused      = "refused"       // the counter votes no on a round
 	CodeUnknownRound = "unknown_round" // commit of a round the counter has not prepared
 	CodeSyncMismatch = "sync_mismatch" // a snapshot for a sync session that is not current
 )
+
+// IsRefusal reports whether code is a protocol refusal.
+func IsRefusal(code string) bool {
+	switch code {
+	case CodeVotedNo, CodeStaleEpoch, CodeBehind, CodeNotReady, CodeUnknownRound, CodeSyncMismatch:
+		return true
+	}
+	return false
+}
 
 // RoundID names one 2PC round: the coordinator's epoch and the round's place
 // in the commit order. Seq alone orders rounds; Epoch tells which coordinator
@@ -98,12 +121,6 @@ type PrepareRequest struct {
 type DecisionRequest struct {
 	Round  RoundID `json:"round"`
 	Stable uint64  `json:"stable"`
-}
-
-// Ack answers the coordinator's round and sync calls.
-type Ack struct {
-	Incarnation string  `json:"incarnation"`
-	Last        RoundID `json:"last"`
 }
 
 // Mode is a counter's own view of its data.
@@ -196,15 +213,29 @@ type SnapshotTrailer struct {
 	Count int  `json:"count"`
 }
 
-// CounterInfo is one row of the coordinator's GET /counters.
+// CounterInfo is one row of the coordinator's GET /counters. It names the
+// counter by CounterName, not by its internal URL.
 type CounterInfo struct {
-	ID          string `json:"id"`
+	Name string `json:"name"`
+	// ID is the counter's URL: only in the internal API's GET /internal/counters.
+	ID          string `json:"id,omitempty"`
 	Incarnation string `json:"incarnation"`
 	State       string `json:"state"`
 	Applied     uint64 `json:"applied"`
 	Failures    int    `json:"failures"`
 	LastCheck   string `json:"last_check,omitempty"`
-	LastError   string `json:"last_error,omitempty"`
+	// Healthy tells whether the last health check succeeded. Its error
+	// names internal addresses: it is in the coordinator's log and, as
+	// LastError, only in the internal API.
+	Healthy   bool   `json:"healthy"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// CounterName is the public name of the counter whose URL is id: stable
+// for as long as its URL is, and telling nothing of the internal network.
+func CounterName(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return "counter-" + hex.EncodeToString(sum[:5])
 }
 
 // CountersResponse answers the coordinator's GET /counters.
