@@ -6,7 +6,8 @@
 #   make dev      # --target debug, from bin/debug/ (delve + unoptimised binaries)
 #
 # The binaries check their own health (`<binary> healthcheck` asks
-# 127.0.0.1:$HTTP_PORT/health): a scratch image has no shell and no curl.
+# 127.0.0.1:$HTTP_PORT/health, a counter with its CLUSTER_TOKEN): a scratch
+# image has no shell and no curl.
 
 FROM scratch AS coordinator
 LABEL distributed-counter.image="coordinator"
@@ -16,7 +17,8 @@ COPY bin/coordinator /coordinator
 # image has no mkdir.
 COPY --chown=65532:65532 bin/data /data
 USER 65532:65532
-EXPOSE 8080
+# 8080: the public API; 8081: the internal API, for counters only.
+EXPOSE 8080 8081
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD ["/coordinator", "healthcheck"]
 ENTRYPOINT ["/coordinator"]
 

@@ -5,7 +5,7 @@ BIN := bin
 COUNTERS ?= 3
 export CGO_ENABLED := 0
 
-.PHONY: help build test race vet fmt local chaos
+.PHONY: help build test race vet fmt local chaos fuzz ensure-token
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -23,8 +23,17 @@ vet: ## gofmt check and go vet
 fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')
 
-local: build ## run a coordinator and COUNTERS counters as local processes (Ctrl-C stops them)
-	COUNTERS=$(COUNTERS) scripts/local.sh
+local: build ensure-token ## run a coordinator and COUNTERS counters as local processes (Ctrl-C stops them)
+	@CLUSTER_TOKEN="$(call setting,CLUSTER_TOKEN,)" COUNTERS=$(COUNTERS) scripts/local.sh
+
+FUZZTIME ?= 30s
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s); a crasher is saved in the package's testdata/fuzz
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$f ($(FUZZTIME))"; \
+			CGO_ENABLED=1 $(GO) test $$pkg -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME); \
+		done; \
+	done
 
 CHAOS_DURATION ?= 5m
 chaos: ## run the chaos test with random seeds for CHAOS_DURATION (default 5m); fails on any violation
@@ -63,7 +72,19 @@ COMPOSE_ENV = HTTP_PORT=$(D_HTTP_PORT) DEBUG_PORT=$(D_DEBUG_PORT) COUNTERS=$(D_C
 
 .env: | .env.dist
 	cp .env.dist .env
+	@chmod 600 .env
 	@echo "created .env from .env.dist; edit .env to change the configuration"
+
+# ensure-token writes a random CLUSTER_TOKEN into .env when neither .env nor
+# the environment has one; it never prints the token. Every service of the
+# cluster reads the same one (Compose substitutes it from .env).
+ensure-token: .env
+	@if [ -z "$${CLUSTER_TOKEN:-}" ] && ! grep -Eq '^[[:space:]]*CLUSTER_TOKEN[[:space:]]*=[[:space:]]*[^[:space:]]' .env; then \
+		sed -i '/^[[:space:]]*CLUSTER_TOKEN[[:space:]]*=/d' .env; \
+		printf 'CLUSTER_TOKEN=%s\n' "$$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" >> .env; \
+		chmod 600 .env; \
+		echo "wrote a random CLUSTER_TOKEN into .env: the secret of every internal call; keep .env private"; \
+	fi
 
 docker-check:
 	@test -n "$(COMPOSE)" || { echo "neither 'docker compose' nor 'docker-compose' found: install Docker Compose" >&2; exit 1; }
@@ -97,16 +118,17 @@ define wait-api
 	$(COMPOSE_ENV) $(COMPOSE) -p $(PROJECT) $(1) logs --no-color --tail=30 >&2; exit 1
 endef
 
-up: .env images ## build and start the coordinator and COUNTERS counters; waits until the API answers
+up: ensure-token images ## build and start the coordinator and COUNTERS counters; waits until the API answers
 	$(COMPOSE_ENV) $(COMPOSE) -p $(PROJECT) $(COMPOSE_FILES) up -d --remove-orphans --scale counter=$(D_COUNTERS)
 	$(call wait-api,$(COMPOSE_FILES))
 	@echo "distributed-counter is up: coordinator on http://localhost:$(D_HTTP_PORT), $(D_COUNTERS) counters. Try:"
 	@echo "  curl -X POST localhost:$(D_HTTP_PORT)/items -d '[{\"id\":\"1\",\"tenant\":\"acme\"},{\"id\":\"2\",\"tenant\":\"acme\"}]'"
 	@echo "  curl localhost:$(D_HTTP_PORT)/items/acme/count"
 	@echo "  curl localhost:$(D_HTTP_PORT)/counters"
+	@echo "Only this public API is published; the internal one needs CLUSTER_TOKEN (in .env)."
 	@echo "make log follows the logs; make down stops everything."
 
-dev: .env debug-images ## like up, but every service runs under delve (coordinator's on DEBUG_PORT)
+dev: ensure-token debug-images ## like up, but every service runs under delve (coordinator's on DEBUG_PORT)
 	$(COMPOSE_ENV) $(COMPOSE) -p $(PROJECT) $(DEV_COMPOSE_FILES) up -d --remove-orphans --scale counter=$(D_COUNTERS)
 	$(call wait-api,$(DEV_COMPOSE_FILES))
 	@echo "distributed-counter is up under delve: API on http://localhost:$(D_HTTP_PORT)."

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs a coordinator and $COUNTERS counters as local processes on loopback
-# ports, in the foreground, each log line prefixed by its process.
-# Ctrl-C (or SIGTERM) stops them all. Used by `make local`.
+# ports, in the foreground, each log line prefixed by its process: the
+# coordinator's public API on $HTTP_PORT, its internal API on HTTP_PORT+1,
+# counters from HTTP_PORT+2. Every process gets $CLUSTER_TOKEN (make local
+# takes it from .env). Ctrl-C (or SIGTERM) stops them all.
 set -euo pipefail
 
 counters=${COUNTERS:-3}
@@ -27,12 +29,19 @@ run() {
 	pids+=($!)
 }
 
-HTTP_PORT=$port run coordinator "$bin/coordinator"
+if [ -z "${CLUSTER_TOKEN:-}" ] && [ "${CLUSTER_INSECURE:-false}" != true ]; then
+	echo "[local] CLUSTER_TOKEN is not set: run it through make local, which writes one into .env" >&2
+	exit 2
+fi
+export CLUSTER_TOKEN
+internal=$((port + 1))
+
+HTTP_PORT=$port INTERNAL_PORT=$internal run coordinator "$bin/coordinator"
 for i in $(seq 1 "$counters"); do
-	p=$((port + i))
-	HTTP_PORT=$p COORDINATOR_URL=http://127.0.0.1:$port ADVERTISE_URL=http://127.0.0.1:$p \
+	p=$((internal + i))
+	HTTP_PORT=$p COORDINATOR_URL=http://127.0.0.1:$internal ADVERTISE_URL=http://127.0.0.1:$p \
 		run "counter-$i" "$bin/counter"
 done
 
-echo "[local] coordinator on http://127.0.0.1:$port, $counters counters on ports $((port + 1))-$((port + counters)); Ctrl-C stops all" >&2
+echo "[local] coordinator on http://127.0.0.1:$port (internal API on $internal), $counters counters on ports $((internal + 1))-$((internal + counters)); Ctrl-C stops all" >&2
 wait

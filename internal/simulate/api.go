@@ -63,6 +63,23 @@ func (a API) Counters(ctx context.Context) (wire.CountersResponse, error) {
 	return resp, nil
 }
 
+// Raw sends a request as is and returns the status and body of the answer.
+func (a API) Raw(ctx context.Context, method, path string, body []byte) (int, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, a.BaseURL+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := a.Client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, string(bytes.TrimSpace(data)), err
+}
+
 func (a API) do(ctx context.Context, method, path string, body []byte, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, a.Timeout)
 	defer cancel()

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/distributed-counter/distributed-counter/internal/wire"
 )
 
 // Compose drives one Compose project through the docker and compose CLIs.
@@ -34,6 +36,9 @@ type Container struct {
 // CounterID is the id the coordinator knows the counter by: its default
 // advertise URL, http://<hostname>:8080.
 func (c Container) CounterID() string { return "http://" + c.Hostname + ":8080" }
+
+// PublicName is the name the public GET /counters lists the counter by.
+func (c Container) PublicName() string { return wire.CounterName(c.CounterID()) }
 
 // inspectFormat prints one line per container for parseContainers.
 const inspectFormat = `{{.Id}}|{{.Name}}|{{index .Config.Labels "com.docker.compose.container-number"}}|{{.Config.Hostname}}`
@@ -127,6 +132,16 @@ func (c Compose) Stop(ctx context.Context, ct Container, timeout time.Duration) 
 func (c Compose) Start(ctx context.Context, ct Container) error {
 	_, err := c.docker(ctx, "start", ct.ID)
 	return err
+}
+
+// PublishedPorts returns the container ports Docker publishes on the host
+// for a container ("8080/tcp"), whatever it exposes.
+func (c Compose) PublishedPorts(ctx context.Context, ct Container) ([]string, error) {
+	out, err := c.docker(ctx, "inspect", "-f", `{{range $p, $b := .NetworkSettings.Ports}}{{if $b}}{{$p}} {{end}}{{end}}`, ct.ID)
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(string(out)), nil
 }
 
 // Exec runs a command in a running container and returns its output.

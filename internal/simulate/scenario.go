@@ -8,6 +8,7 @@ package simulate
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,7 +92,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		port = p
 	}
-	env := append(slices.Clone(cfg.Env), clusterEnv(port)...)
+	env := append(slices.Clone(cfg.Env), clusterEnv(port, rand.Text()+rand.Text())...)
 	r := &runner{
 		out:     cfg.Out,
 		start:   time.Now(),
@@ -121,9 +122,12 @@ func Run(ctx context.Context, cfg Config) error {
 	return err
 }
 
-// clusterEnv overrides the variables of .env that the scenario depends on.
-func clusterEnv(port int) []string {
+// clusterEnv overrides the variables of .env that the scenario depends on;
+// the cluster gets a token of its own.
+func clusterEnv(port int, token string) []string {
 	return []string{
+		"CLUSTER_TOKEN=" + token,
+		"CLUSTER_INSECURE=false",
 		"HTTP_PORT=" + strconv.Itoa(port),
 		"COUNTERS=" + strconv.Itoa(counters),
 		"HEALTH_INTERVAL=" + healthInterval.String(),
@@ -133,7 +137,7 @@ func clusterEnv(port int) []string {
 		"COUNTER_TIMEOUT=1s",
 		"MIN_LIVE_COUNTERS=1",
 		"SHUTDOWN_TIMEOUT=5s",
-		"COORDINATOR_URL=http://coordinator:8080",
+		"COORDINATOR_URL=http://coordinator:8081",
 	}
 }
 
@@ -173,6 +177,7 @@ func (r *runner) steps(ctx context.Context) error {
 	steps := []step{
 		{"start a fresh cluster", fmt.Sprintf("coordinator and %d counters running", counters), r.up},
 		{"counters registered", fmt.Sprintf("%d counters live, one per container; count of alpha is 0", counters), r.registered},
+		{"trust boundary", "only the public port is published; it serves no internal route, and GET /counters shows no internal address", r.boundary},
 		{"add items", "alpha=5 beta=3 bulk=2000: every item counted once, duplicates too", func(ctx context.Context) (string, error) {
 			return r.write(ctx,
 				append(append(items("alpha", 1, 5), items("alpha", 1, 1)...), items("beta", 1, 3)...),
@@ -293,11 +298,12 @@ func (r *runner) registered(ctx context.Context) (string, error) {
 		}
 		var ids []string
 		for _, m := range cs.Counters {
-			ids = append(ids, m.ID+" "+m.State)
+			ids = append(ids, m.Name+" "+m.State)
 		}
+		slices.Sort(ids)
 		var want []string
 		for _, c := range r.counter {
-			want = append(want, c.CounterID()+" live")
+			want = append(want, c.PublicName()+" live")
 		}
 		slices.Sort(want)
 		return slices.Equal(ids, want), "counters: " + strings.Join(ids, ", "), nil
@@ -307,6 +313,50 @@ func (r *runner) registered(ctx context.Context) (string, error) {
 	}
 	reads, err := r.reads(ctx, "alpha")
 	return fmt.Sprintf("%d live after %.1fs; %s", counters, time.Since(begin).Seconds(), reads), err
+}
+
+// boundary checks what a client outside the cluster can reach: the
+// coordinator publishes its public port only, answers 404 for internal
+// routes there, and names no counter address in GET /counters.
+func (r *runner) boundary(ctx context.Context) (string, error) {
+	coords, err := r.compose.Containers(ctx, "coordinator")
+	if err != nil {
+		return "", err
+	}
+	if len(coords) != 1 {
+		return "", fmt.Errorf("%d coordinator containers, want 1", len(coords))
+	}
+	ports, err := r.compose.PublishedPorts(ctx, coords[0])
+	if err != nil {
+		return "", err
+	}
+	saw := []string{"published: " + strings.Join(ports, " ")}
+	if !slices.Equal(ports, []string{"8080/tcp"}) {
+		return join(saw...), fmt.Errorf("the coordinator publishes %v, want only 8080/tcp", ports)
+	}
+	for _, probe := range []struct{ method, path, body string }{
+		{http.MethodPost, "/internal/register", `{"status":{"id":"http://evil:8080","incarnation":"x","mode":"idle"}}`},
+		{http.MethodGet, "/internal/counters", ""},
+	} {
+		status, _, err := r.api.Raw(ctx, probe.method, probe.path, []byte(probe.body))
+		if err != nil {
+			return join(saw...), err
+		}
+		saw = append(saw, fmt.Sprintf("%s %s: %d", probe.method, probe.path, status))
+		if status != http.StatusNotFound {
+			return join(saw...), fmt.Errorf("%s %s on the public port answered %d, want 404", probe.method, probe.path, status)
+		}
+	}
+	status, body, err := r.api.Raw(ctx, http.MethodGet, "/counters", nil)
+	if err != nil {
+		return join(saw...), err
+	}
+	for _, c := range r.counter {
+		if status != http.StatusOK || strings.Contains(body, c.Hostname) {
+			return join(saw...), fmt.Errorf("GET /counters (%d) names counter host %s: %s", status, c.Hostname, body)
+		}
+	}
+	return join(append(saw, "GET /counters names no counter host")...), nil
 }
 
 // write adds each batch of items, then reads every tenant.
@@ -397,7 +447,7 @@ func join(saw ...string) string {
 
 func find(cs wire.CountersResponse, c Container) (wire.CounterInfo, bool) {
 	for _, m := range cs.Counters {
-		if m.ID == c.CounterID() {
+		if m.Name == c.PublicName() {
 			return m, true
 		}
 	}

@@ -1,0 +1,258 @@
+package clustertest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/distributed-counter/distributed-counter/internal/clustertest"
+	"github.com/distributed-counter/distributed-counter/internal/wire"
+)
+
+// send sends a request to base+path with the given token ("" sends none).
+func send(t *testing.T, c *clustertest.Cluster, method, url, token, body string) clustertest.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Client.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	return clustertest.Response{Status: resp.StatusCode, Body: buf.Bytes()}
+}
+
+// forgedStatus is a registration claiming to be a counter that restarted.
+func forgedStatus(id, incarnation string, epoch uint64) string {
+	return fmt.Sprintf(`{"status":{"id":%q,"incarnation":%q,"mode":"idle","epoch":%d}}`, id, incarnation, epoch)
+}
+
+// TestCluster_NoInternalRouteOnThePublicPort is the regression test of a
+// public POST /internal/register: registering every counter with a made-up
+// incarnation wiped every count. The public port answers 404 for every
+// internal route, and the data stays.
+func TestCluster_NoInternalRouteOnThePublicPort(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{})
+	mustAdd(t, c, items("acme", "a", "b", "c")...)
+
+	for _, n := range c.Counters {
+		resp := send(t, c, "POST", c.Coordinator.URL+"/internal/register", "", forgedStatus(n.URL, "made-up", 1))
+		assert.Equal(t, http.StatusNotFound, resp.Status, "%s", resp.Body)
+		resp = send(t, c, "POST", c.Coordinator.URL+"/internal/register", c.Token, forgedStatus(n.URL, "made-up", 1))
+		assert.Equal(t, http.StatusNotFound, resp.Status, "not even with the token: the route is not there")
+	}
+	for _, path := range []string{"/internal/counters", "/internal/count?tenant=acme&epoch=1&fence=0", "/internal/status"} {
+		resp := send(t, c, "GET", c.Coordinator.URL+path, c.Token, "")
+		assert.Equal(t, http.StatusNotFound, resp.Status, path)
+	}
+
+	assert.Equal(t, int64(3), mustCount(t, c, "acme"))
+	members, err := c.Members(t.Context())
+	require.NoError(t, err)
+	for _, m := range members.Counters {
+		assert.Equal(t, "live", m.State, m.ID)
+	}
+}
+
+// TestCluster_InternalAPIRequiresTheToken: on the internal listener a
+// registration without the token, or with a wrong one, is 401 and changes
+// nothing: no fake counter joins, no real one is made to resync.
+func TestCluster_InternalAPIRequiresTheToken(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{})
+	mustAdd(t, c, items("acme", "a", "b")...)
+	before, err := c.Members(t.Context())
+	require.NoError(t, err)
+
+	for _, token := range []string{"", "wrong-token-0123456789abcdef0123456789", c.Token[:len(c.Token)-1]} {
+		for _, body := range []string{
+			forgedStatus(c.Counters[0].URL, "made-up", 1),
+			forgedStatus("http://127.0.0.1:1", "fake", 1),
+			forgedStatus(c.Counters[1].URL, "x", 1<<62),
+		} {
+			resp := send(t, c, "POST", c.Coordinator.InternalURL+"/internal/register", token, body)
+			assert.Equal(t, http.StatusUnauthorized, resp.Status)
+			assert.Equal(t, wire.CodeUnauthorized, resp.Error().Code)
+		}
+		resp := send(t, c, "GET", c.Coordinator.InternalURL+"/internal/counters", token, "")
+		assert.Equal(t, http.StatusUnauthorized, resp.Status)
+	}
+
+	after, err := c.Members(t.Context())
+	require.NoError(t, err)
+	require.Len(t, after.Counters, len(before.Counters), "no counter added")
+	for i, m := range after.Counters {
+		assert.Equal(t, before.Counters[i].Incarnation, m.Incarnation, "%s not resynced", m.ID)
+		assert.Equal(t, "live", m.State)
+	}
+	assert.Equal(t, int64(2), mustCount(t, c, "acme"))
+}
+
+// TestCluster_RegistrationsAreCheckedAndCapped: with the token, a
+// registration that names no usable counter URL is 400, and one past
+// MaxCounters is 503 too_many_counters.
+func TestCluster_RegistrationsAreCheckedAndCapped(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{Counters: 2, MaxCounters: 2})
+	for _, id := range []string{"http://u:p@127.0.0.1:1", "http://127.0.0.1:1/x", "http://127.0.0.1:1?q", "ftp://127.0.0.1:1", "http://127.0.0.1:1#f"} {
+		resp := send(t, c, "POST", c.Coordinator.InternalURL+"/internal/register", c.Token, forgedStatus(id, "i", 1))
+		assert.Equal(t, http.StatusBadRequest, resp.Status, id)
+	}
+	resp := send(t, c, "POST", c.Coordinator.InternalURL+"/internal/register", c.Token, forgedStatus(c.Counters[0].URL, "i", 1<<63))
+	assert.Equal(t, http.StatusBadRequest, resp.Status, "an epoch that would overflow")
+
+	resp = send(t, c, "POST", c.Coordinator.InternalURL+"/internal/register", c.Token, forgedStatus("http://127.0.0.1:1", "i", 1))
+	assert.Equal(t, http.StatusServiceUnavailable, resp.Status)
+	assert.Equal(t, wire.CodeTooManyCounters, resp.Error().Code)
+	members, err := c.Members(t.Context())
+	require.NoError(t, err)
+	assert.Len(t, members.Counters, 2)
+}
+
+// TestCluster_PublicCountersShowNoInternalAddress: GET /counters on the
+// public port names counters by wire.CounterName, with no URL or error.
+func TestCluster_PublicCountersShowNoInternalAddress(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{})
+	c.Counters[2].Stop()
+	require.Eventually(t, func() bool { return c.State(t.Context(), c.Counters[2]) == "dead" }, waitFor, tick)
+
+	resp, err := c.Do(t.Context(), http.MethodGet, "/counters", nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.Status)
+	for _, n := range append(c.Counters, c.Coordinator) {
+		assert.NotContains(t, string(resp.Body), n.Host(), "no address of %s", n.Name)
+	}
+	assert.NotContains(t, string(resp.Body), "127.0.0.1")
+	var cr wire.CountersResponse
+	require.NoError(t, resp.Decode(&cr))
+	names := map[string]string{}
+	for _, m := range cr.Counters {
+		names[m.Name] = m.State
+	}
+	for _, n := range c.Counters[:2] {
+		assert.Equal(t, "live", names[wire.CounterName(n.URL)], n.Name)
+	}
+	assert.Equal(t, "dead", names[wire.CounterName(c.Counters[2].URL)])
+}
+
+// TestCluster_EmptyTenantReadMarksNoCounterDead is the regression test of
+// GET /items//count, which made every counter dead: the coordinator checks
+// the tenant, and a counter's answer about a request is not its failure.
+func TestCluster_EmptyTenantReadMarksNoCounterDead(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{RecoveryTries: 1000})
+	mustAdd(t, c, items("acme", "a")...)
+	for _, path := range []string{"/items//count", "/items/%ff/count", "/items/" + strings.Repeat("a", wire.MaxFieldBytes+1) + "/count"} {
+		resp, err := c.Do(t.Context(), http.MethodGet, path, nil)
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusBadRequest, resp.Status, path)
+		assert.Equal(t, wire.CodeInvalid, resp.Error().Code, path)
+	}
+	assert.Equal(t, len(c.Counters), c.LiveCount(t.Context()), "no counter marked dead")
+	assert.Equal(t, int64(1), mustCount(t, c, "acme"))
+}
+
+// TestCluster_EscapingBatchesNeverOverflowARound is the regression test of
+// bodies full of <, > and &: re-encoded with HTML escaping they grew ~6x,
+// concurrent ones merged into a round over the counters' MAX_ROUND_BYTES,
+// the 413 was taken for a "no" vote and every counter was marked dead.
+// Rounds are cut by their encoded size; a batch that can never fit is 413.
+func TestCluster_EscapingBatchesNeverOverflowARound(t *testing.T) {
+	t.Parallel()
+	const maxRound = 400 << 10
+	c := startLive(t, clustertest.Options{MaxBodyBytes: 256 << 10, MaxRoundBytes: maxRound, RecoveryTries: 1000, CounterTimeout: 2 * time.Second})
+	html := strings.Repeat("<>&", 300)
+	batch := func(prefix string, n int) []wire.Item {
+		its := make([]wire.Item, n)
+		for i := range its {
+			its[i] = wire.Item{ID: fmt.Sprintf("%s-%d-%s", prefix, i, html), Tenant: "t<&>"}
+		}
+		return its
+	}
+	var wg sync.WaitGroup
+	statuses := make([]int, 8)
+	for i := range statuses {
+		wg.Go(func() {
+			var body bytes.Buffer
+			enc := json.NewEncoder(&body)
+			enc.SetEscapeHTML(false) // as a client would send them: 1 byte each
+			require.NoError(t, enc.Encode(batch(fmt.Sprint(i), 200)))
+			resp, err := c.Do(context.WithoutCancel(t.Context()), http.MethodPost, "/items", body.Bytes()) // ~190 KiB each
+			if assert.NoError(t, err) {
+				statuses[i] = resp.Status
+			}
+		})
+	}
+	wg.Wait()
+	for i, s := range statuses {
+		assert.Equal(t, http.StatusOK, s, "request %d", i)
+	}
+	assert.Equal(t, int64(1600), mustCount(t, c, "t<&>"))
+	assert.Equal(t, len(c.Counters), c.LiveCount(t.Context()), "no counter marked dead")
+
+	// U+2028 is escaped to 6 bytes even without HTML escaping: a body
+	// under MaxBodyBytes whose encoding no round can carry is 413.
+	sep := strings.Repeat("\u2028", 335) // 1005 bytes raw, 2010 encoded
+	var big []wire.Item
+	for i := range 245 {
+		big = append(big, wire.Item{ID: fmt.Sprintf("%s%d", sep, i), Tenant: "t"})
+	}
+	body, err := json.Marshal(big)
+	require.NoError(t, err)
+	body = bytes.ReplaceAll(body, []byte(`\u2028`), []byte("\u2028")) // send it raw: 3 bytes each
+	require.Less(t, len(body), 256<<10)
+	resp, err := c.Do(t.Context(), http.MethodPost, "/items", body)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.Status, "%s", resp.Body)
+	assert.Equal(t, wire.CodeTooLarge, resp.Error().Code)
+	assert.Equal(t, len(c.Counters), c.LiveCount(t.Context()))
+	assert.Equal(t, int64(0), mustCount(t, c, "t"), "nothing applied")
+}
+
+// TestCluster_OverloadIsShedWithRetryAfter: past MaxInflightRequests a
+// request is answered 503 overloaded with Retry-After at once, and nothing
+// of it is applied.
+func TestCluster_OverloadIsShedWithRetryAfter(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{MaxInflightRequests: 1})
+	release := c.Faults.Add(clustertest.Rule{Path: "/internal/prepare", Fault: clustertest.Hold})
+	held := make(chan clustertest.Response, 1)
+	go func() {
+		resp, _ := c.Add(context.WithoutCancel(t.Context()), items("acme", "held")...)
+		held <- resp
+	}()
+	// The held write takes the one slot: a side-effect-free request shows when.
+	require.Eventually(t, func() bool {
+		resp, err := c.Do(t.Context(), http.MethodGet, "/health", nil)
+		return err == nil && resp.Status == http.StatusServiceUnavailable
+	}, waitFor, tick)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, c.Coordinator.URL+"/items", strings.NewReader(`[{"id":"shed","tenant":"acme"}]`))
+	require.NoError(t, err)
+	resp, err := c.Client.Do(req)
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
+	assert.Equal(t, wire.CodeOverloaded, clustertest.Response{Body: buf.Bytes()}.Error().Code)
+	release()
+	assert.Equal(t, http.StatusOK, (<-held).Status)
+	ids, err := c.IDs(t.Context(), c.Counters[0], "acme")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"held"}, ids, "the shed request was not applied")
+}
