@@ -49,6 +49,8 @@ type Options struct {
 	MaxInflightRequests int
 	// MaxCounters bounds the registered counters (64).
 	MaxCounters int
+	// SyncTimeout bounds bringing one counter up to date (10s).
+	SyncTimeout time.Duration
 	// Seed drives the probabilistic fault rules.
 	Seed uint64
 	// Logger receives every node's logs; nil discards them.
@@ -85,6 +87,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxCounters == 0 {
 		o.MaxCounters = 64
+	}
+	if o.SyncTimeout == 0 {
+		o.SyncTimeout = 10 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -175,7 +180,7 @@ func CoordinatorConfig(opts Options) coordinator.Config {
 		RecoveryTries:       opts.RecoveryTries,
 		RequestTimeout:      5 * time.Second,
 		CounterTimeout:      opts.CounterTimeout,
-		SyncTimeout:         10 * time.Second,
+		SyncTimeout:         opts.SyncTimeout,
 		HTTPTimeout:         10 * time.Second,
 		MaxBodyBytes:        opts.MaxBodyBytes,
 		MaxItemsPerRequest:  10000,
@@ -206,7 +211,7 @@ func (c *Cluster) AddCounter(t T, name string) *Node {
 			ClusterToken:       c.Token,
 			RegisterInterval:   c.opts.HealthInterval,
 			CoordinatorTimeout: c.opts.CounterTimeout,
-			SyncTimeout:        10 * time.Second,
+			SyncTimeout:        c.opts.SyncTimeout,
 			HTTPTimeout:        10 * time.Second,
 			MaxConnections:     4096,
 			MaxRoundBytes:      c.opts.MaxRoundBytes,

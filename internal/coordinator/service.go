@@ -276,6 +276,16 @@ func (c *cluster) RoundDone(round wire.RoundID, clusterID string, acked []twopc.
 	return c.setHolders(clusterID, round.Epoch, holders)
 }
 
+// addHolder records one more holder of every acknowledged round: a
+// counter promoted alone holds them all, so the restart of an old holder
+// no longer leaves no copy.
+func (c *cluster) addHolder(clusterID string, epoch uint64, h twopc.Holder) error {
+	c.mu.Lock()
+	holders := slices.DeleteFunc(slices.Clone(c.holders), func(o twopc.Holder) bool { return o.ID == h.ID })
+	c.mu.Unlock()
+	return c.setHolders(clusterID, epoch, append(holders, h))
+}
+
 func (c *cluster) setHolders(clusterID string, epoch uint64, holders []twopc.Holder) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

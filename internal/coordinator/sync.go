@@ -159,14 +159,18 @@ func (s *Service) transfer(ctx context.Context, id string, gen uint64, since uin
 }
 
 // promote makes the counter live. With no live counter at all, one that
-// holds the last round becomes live at once; otherwise it must commit a
-// round first.
+// holds every committed round becomes live at once, and is recorded as a
+// holder of the data; otherwise it must commit a round first.
 func (s *Service) promote(ctx context.Context, id string, gen uint64) error {
 	return s.retry(ctx, id, gen, func() (bool, error) {
 		var alone bool
 		err := s.committer.Do(ctx, func(_ context.Context, pos *twopc.Position) error {
-			alone = s.registry.PromoteAlone(id, gen, pos.Last.Round.Seq)
-			return nil
+			if !s.registry.PromoteAlone(id, gen, pos.Committed.Seq) {
+				return nil
+			}
+			alone = true
+			m, _ := s.registry.Get(id)
+			return s.cluster.addHolder(pos.ClusterID, pos.Epoch, twopc.Holder{ID: id, Incarnation: m.Incarnation, Live: true})
 		})
 		if err != nil {
 			return false, err

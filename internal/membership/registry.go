@@ -136,13 +136,16 @@ func (r *Registry) Installed(id string, gen uint64) error {
 }
 
 // PromoteAlone makes an installed syncing counter live without a round,
-// which is allowed only when no counter is live and it holds the last
-// round: then no live counter can be missing it from its view.
-func (r *Registry) PromoteAlone(id string, gen, lastSeq uint64) bool {
+// which is allowed only when no counter is live (then no live counter can
+// be missing it from its view) and it holds every committed round: it
+// applied up to committedSeq. Rounds after that were aborted, and carry no
+// data: a barrier aborted when the last live counter died does not hold
+// it back.
+func (r *Registry) PromoteAlone(id string, gen, committedSeq uint64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m, err := r.current(id, gen)
-	if err != nil || !m.Joined || !m.Installed || m.Applied != lastSeq || r.liveLocked() > 0 {
+	if err != nil || !m.Joined || !m.Installed || m.Applied < committedSeq || r.liveLocked() > 0 {
 		return false
 	}
 	m.State = Live

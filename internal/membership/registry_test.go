@@ -54,7 +54,7 @@ func TestRegistry_PromoteAloneOnlyWithoutLiveCounters(t *testing.T) {
 	r := membership.New(4, 64)
 	gen, _ := r.StartSync("a", "inc")
 	require.NoError(t, r.Joined("a", gen, 3, true))
-	assert.False(t, r.PromoteAlone("a", gen, 4), "it does not hold the last round")
+	assert.False(t, r.PromoteAlone("a", gen, 4), "it does not hold the last committed round")
 	assert.True(t, r.PromoteAlone("a", gen, 3))
 
 	gen2, _ := r.StartSync("b", "inc")

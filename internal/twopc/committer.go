@@ -72,8 +72,9 @@ type Cluster interface {
 	// error aborts the round instead.
 	Committing(round wire.RoundID, clusterID string, voters []Peer) error
 	// RoundDone reports the participants that acknowledged the commit,
-	// before any client is answered. An error makes the outcome unknown
-	// to the clients.
+	// before any client is answered and before the round is published as
+	// stable. An error makes the outcome unknown to the clients and leaves
+	// the stable watermark where it was.
 	RoundDone(round wire.RoundID, clusterID string, acked []Peer) error
 }
 
@@ -455,15 +456,18 @@ func (c *Committer) runRound(ctx context.Context, batches []wire.Batch, items in
 			liveAcked++
 		}
 	}
+	// Record the holders first: a voter that failed to commit must not
+	// count as one once a read may have seen the round, or a restarted
+	// coordinator could resume from it and reuse this seq.
+	if err := c.cluster.RoundDone(id, pos.ClusterID, acked); err != nil {
+		logger.Error("cannot record the holders of a committed round", "err", err)
+		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	}
 	if liveAcked > 0 {
 		// Every participant still in the round committed: the round is
 		// stable and reads may see it.
 		pos.Stable = id.Seq
 		c.setPos(pos)
-	}
-	if err := c.cluster.RoundDone(id, pos.ClusterID, acked); err != nil {
-		logger.Error("cannot record the holders of a committed round", "err", err)
-		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 	}
 	logger.Debug("round committed", "items", items, "bytes", len(body), "participants", len(peers), "acked", len(acked))
 	if liveAcked < need {

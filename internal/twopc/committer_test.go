@@ -107,6 +107,9 @@ type fakeCluster struct {
 	peers  []twopc.Peer
 	failed []string
 	acked  map[uint64][]string
+	// onRoundDone, when set, runs at the start of RoundDone.
+	onRoundDone func(round wire.RoundID)
+	doneErr     error
 }
 
 func (c *fakeCluster) WriteSet() []twopc.Peer {
@@ -130,8 +133,14 @@ func (c *fakeCluster) Failed(id string, _ error) {
 func (c *fakeCluster) Committing(wire.RoundID, string, []twopc.Peer) error { return nil }
 
 func (c *fakeCluster) RoundDone(round wire.RoundID, _ string, acked []twopc.Peer) error {
+	if c.onRoundDone != nil {
+		c.onRoundDone(round)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.doneErr != nil {
+		return c.doneErr
+	}
 	if c.acked == nil {
 		c.acked = map[uint64][]string{}
 	}
@@ -416,4 +425,27 @@ func TestCommitter_SubmitAfterStopIsStopped(t *testing.T) {
 	cancel()
 	<-done
 	require.ErrorIs(t, c.Submit(t.Context(), batch(item("t", "2"))), twopc.ErrStopped)
+}
+
+// TestCommitter_StableIsPublishedOnlyAfterTheHoldersAreRecorded is the
+// regression test of a round published stable before RoundDone recorded
+// its holders: a crash or a failed write in between let a restarted
+// coordinator resume from a voter that had not committed, and reuse a seq
+// a read had already seen.
+func TestCommitter_StableIsPublishedOnlyAfterTheHoldersAreRecorded(t *testing.T) {
+	c, _, cl := start(t, 1, live("a", "b")...)
+	var stableAtDone []uint64
+	cl.onRoundDone = func(wire.RoundID) { stableAtDone = append(stableAtDone, c.Position().Stable) }
+	require.NoError(t, c.Submit(t.Context(), batch(item("t", "1"))))
+	require.NoError(t, c.Submit(t.Context(), batch(item("t", "2"))))
+	assert.Equal(t, []uint64{0, 1}, stableAtDone, "each round is stable only after its holders are recorded")
+	assert.Equal(t, uint64(2), c.Position().Stable)
+
+	cl.mu.Lock()
+	cl.doneErr = errors.New("disk full")
+	cl.mu.Unlock()
+	err := c.Submit(t.Context(), batch(item("t", "3")))
+	require.ErrorIs(t, err, twopc.ErrOutcomeUnknown)
+	assert.Equal(t, uint64(2), c.Position().Stable, "a round whose holders are not recorded is not published stable")
+	assert.Equal(t, uint64(3), c.Position().Committed.Seq, "it is committed all the same")
 }
