@@ -22,7 +22,10 @@ import (
 // until ctx ends, then shuts down gracefully: the servers stop taking
 // requests and finish those in flight (their rounds included) before the
 // background loops stop. client makes the calls to counters (tests inject
-// faults through it).
+// faults through it). If recovery fails (its state file cannot be
+// written), Run stops the same way and returns the error: a coordinator
+// that cannot run rounds exits, for its supervisor to restart it, rather
+// than answer forever as if it were recovering.
 func Run(ctx context.Context, cfg Config, public, internal net.Listener, client *http.Client, logger *slog.Logger) error {
 	state := newStateFile(cfg.DataDir)
 	saved, found, err := state.load()
@@ -43,13 +46,16 @@ func Run(ctx context.Context, cfg Config, public, internal net.Listener, client 
 		logger.Warn("running without a cluster token (CLUSTER_INSECURE): anyone who reaches the internal port can register counters")
 	}
 
+	serveCtx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
 	loopCtx, stopLoops := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		pos, err := svc.awaitRecovery(loopCtx, saved, found)
 		if err != nil {
 			if loopCtx.Err() == nil {
-				logger.Error("recovery failed", "err", err)
+				logger.Error("recovery failed; stopping", "err", err)
+				fail(fmt.Errorf("recovery: %w", err))
 			}
 			return
 		}
@@ -67,10 +73,13 @@ func Run(ctx context.Context, cfg Config, public, internal net.Listener, client 
 	}
 	wg.Go(func() { monitor.Run(loopCtx) })
 
-	err = serveBoth(ctx, cfg, netutil.LimitListener(public, cfg.MaxConnections), netutil.LimitListener(internal, cfg.MaxConnections), svc, logger)
+	err = serveBoth(serveCtx, cfg, netutil.LimitListener(public, cfg.MaxConnections), netutil.LimitListener(internal, cfg.MaxConnections), svc, logger)
 	stopLoops()
 	wg.Wait()
 	logger.Info("coordinator stopped")
+	if cause := context.Cause(serveCtx); ctx.Err() == nil && cause != nil {
+		return errors.Join(cause, err)
+	}
 	return err
 }
 

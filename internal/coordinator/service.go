@@ -337,7 +337,6 @@ func (s *Service) awaitRecovery(ctx context.Context, saved persisted, recorded b
 			floor := max(uint64(s.now().Unix()), saved.Epoch+1)
 			pos, seed := twopc.Resume(s.reports, floor, uuid.NewString())
 			reports := s.reports
-			s.recovering, s.reports = false, nil
 			s.mu.Unlock()
 			var holders []twopc.Holder
 			for id, st := range reports {
@@ -345,16 +344,22 @@ func (s *Service) awaitRecovery(ctx context.Context, saved persisted, recorded b
 					holders = append(holders, twopc.Holder{ID: id, Incarnation: st.Incarnation, Live: true})
 				}
 			}
+			// Recorded before leaving recovery: a coordinator that cannot
+			// record its holders must not run rounds.
 			if err := s.cluster.setHolders(pos.ClusterID, pos.Epoch, holders); err != nil {
 				return twopc.Position{}, err
 			}
+			s.mu.Lock()
+			all := s.reports // with any report that arrived meanwhile
+			s.recovering, s.reports = false, nil
+			s.mu.Unlock()
 			s.logger.Info("recovered commit order", "epoch", pos.Epoch, "last", pos.Last.Round.String(),
 				"seed", seed, "counters", len(reports), "cluster_id", pos.ClusterID)
 			if seed == "" && len(saved.Holders) > 0 {
 				s.logger.Error("no counter that reported holds the data its holders had: starting a new, empty history",
 					"old_cluster_id", saved.ClusterID, "holders", saved.Holders)
 			}
-			for id, st := range reports {
+			for id, st := range all {
 				s.resync(id, st.Incarnation)
 			}
 			return pos, nil

@@ -1,9 +1,13 @@
 package coordinator
 
 import (
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -43,4 +47,43 @@ func TestStateFile_NoDirSavesNothing(t *testing.T) {
 	_, ok, err := f.load()
 	require.NoError(t, err)
 	assert.False(t, ok)
+}
+
+// TestRun_ExitsWhenRecoveryCannotRecordItsHolders is the regression test of
+// a zombie coordinator: recovery left "recovering" before writing its state
+// file, and when the write failed the committer never ran while /health
+// said ok and every write waited for a 504. Now Run stops and returns the
+// error, for its supervisor to restart it.
+func TestRun_ExitsWhenRecoveryCannotRecordItsHolders(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	cfg := Config{
+		HealthInterval: time.Second, RecoveryTries: 1, RequestTimeout: time.Second, CounterTimeout: time.Second,
+		SyncTimeout: time.Second, HTTPTimeout: time.Second, MaxBodyBytes: 1 << 10, MaxItemsPerRequest: 10,
+		MaxInflightRequests: 10, MaxInflightBytes: 1 << 20, MaxConnections: 10, MaxQueuedRequests: 10,
+		MaxRoundBytes: 1 << 20, MaxCounters: 4, MinLiveCounters: 1, MaxBatchItems: 10,
+		RecoveryGrace: 300 * time.Millisecond, DataDir: dir, ShutdownTimeout: time.Second, LogLevel: "info",
+		ClusterInsecure: true,
+	}
+	require.NoError(t, cfg.Validate())
+	public, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	internal, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(t.Context(), cfg, public, internal, &http.Client{Timeout: time.Second}, slog.New(slog.DiscardHandler))
+	}()
+	// The data directory disappears (a volume gone read-only would do the
+	// same) before recovery writes the holders it found.
+	require.Eventually(t, func() bool { _, err := os.Stat(dir); return err == nil }, 5*time.Second, 5*time.Millisecond)
+	require.NoError(t, os.RemoveAll(dir))
+	require.NoError(t, os.WriteFile(dir, nil, 0o600)) // a file where the directory was
+
+	select {
+	case err := <-done:
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "recovery")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the coordinator kept running after its recovery failed")
+	}
 }
