@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -52,6 +53,7 @@ type Service struct {
 	syncs chan syncJob
 
 	mu         sync.Mutex
+	syncing    map[string]syncRun // the sync under way of each counter
 	recovering bool
 	reports    map[string]wire.Status // collected while recovering
 	reported   chan struct{}          // signals a new report while recovering
@@ -68,6 +70,7 @@ func NewService(cfg Config, counters *remote.Counters, state *stateFile, now fun
 		registry:   membership.New(cfg.RecoveryTries, cfg.MaxCounters),
 		counters:   counters,
 		syncs:      make(chan syncJob, 256),
+		syncing:    make(map[string]syncRun),
 		recovering: true,
 		reports:    make(map[string]wire.Status),
 		reported:   make(chan struct{}, 1),
@@ -336,7 +339,7 @@ func (s *Service) awaitRecovery(ctx context.Context, saved persisted, recorded b
 		if len(missing) == 0 {
 			floor := max(uint64(s.now().Unix()), saved.Epoch+1)
 			pos, seed := twopc.Resume(s.reports, floor, uuid.NewString())
-			reports := s.reports
+			reports := maps.Clone(s.reports) // Register may add more until recovery ends
 			s.mu.Unlock()
 			var holders []twopc.Holder
 			for id, st := range reports {

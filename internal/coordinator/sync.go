@@ -35,9 +35,43 @@ func (s *Service) syncLoop(ctx context.Context) {
 			if !ok {
 				continue
 			}
-			wg.Go(func() { s.sync(ctx, j.id, j.incarnation, gen) })
+			sctx := s.startSync(ctx, j.id, gen)
+			wg.Go(func() {
+				defer s.endSync(j.id, gen)
+				s.sync(sctx, j.id, j.incarnation, gen)
+			})
 		}
 	}
+}
+
+// startSync returns the context of sync gen of counter id, and cancels the
+// context of the sync it supersedes: its transfers stop at once instead
+// of streaming into a session that no longer exists.
+func (s *Service) startSync(ctx context.Context, id string, gen uint64) context.Context {
+	ctx, cancel := context.WithCancel(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.syncing[id]; ok {
+		old.cancel()
+	}
+	s.syncing[id] = syncRun{gen: gen, cancel: cancel}
+	return ctx
+}
+
+// endSync releases the context of sync gen of counter id.
+func (s *Service) endSync(id string, gen uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if run, ok := s.syncing[id]; ok && run.gen == gen {
+		run.cancel()
+		delete(s.syncing, id)
+	}
+}
+
+// syncRun is a sync under way.
+type syncRun struct {
+	gen    uint64
+	cancel context.CancelFunc
 }
 
 // sync brings one counter up to date and makes it live:
@@ -67,11 +101,13 @@ func (s *Service) sync(ctx context.Context, id, incarnation string, gen uint64) 
 func (s *Service) syncOnce(ctx context.Context, id, incarnation string, gen uint64) error {
 	var join wire.JoinResponse
 	var at twopc.Position
+	syncID := uuid.NewString() // names the counter's sync session
 	err := s.committer.Do(ctx, func(ctx context.Context, pos *twopc.Position) error {
 		cctx, cancel := context.WithTimeout(ctx, s.cfg.CounterTimeout)
 		defer cancel()
 		resp, err := s.counters.Join(cctx, id, wire.JoinRequest{
-			Epoch: pos.Epoch, ClusterID: pos.ClusterID, Last: pos.Last, Committed: pos.Committed, Stable: pos.Stable,
+			Epoch: pos.Epoch, ClusterID: pos.ClusterID, SyncID: syncID,
+			Last: pos.Last, Committed: pos.Committed, Stable: pos.Stable,
 		})
 		if err != nil {
 			return fmt.Errorf("join: %w", err)
@@ -86,7 +122,7 @@ func (s *Service) syncOnce(ctx context.Context, id, incarnation string, gen uint
 		return err
 	}
 	if !join.Complete {
-		if err := s.transfer(ctx, id, gen, join.Since, at); err != nil {
+		if err := s.transfer(ctx, id, gen, syncID, join.Since, at); err != nil {
 			return err
 		}
 		if err := s.registry.Installed(id, gen); err != nil {
@@ -122,7 +158,7 @@ func (s *Service) retry(ctx context.Context, id string, gen uint64, fn func() (d
 // transfer streams the rows the counter lacks, since < seq <= the last
 // committed seq at its join, from a live counter into it. A source that
 // fails is replaced by another; with no live source it waits.
-func (s *Service) transfer(ctx context.Context, id string, gen uint64, since uint64, at twopc.Position) error {
+func (s *Service) transfer(ctx context.Context, id string, gen uint64, syncID string, since uint64, at twopc.Position) error {
 	upto, joinSeq := at.Committed.Seq, at.Last.Round.Seq
 	return s.retry(ctx, id, gen, func() (bool, error) {
 		if s.committer.Position().ClusterID != at.ClusterID {
@@ -144,7 +180,7 @@ func (s *Service) transfer(ctx context.Context, id string, gen uint64, since uin
 			return false, nil
 		}
 		defer body.Close()
-		err = s.counters.Install(ctx, id, joinSeq, body)
+		err = s.counters.Install(ctx, id, syncID, joinSeq, body)
 		switch {
 		case err == nil:
 			s.logger.Info("snapshot transferred", "node", id, "source", src, "since", since, "upto", upto)

@@ -33,10 +33,10 @@ func FuzzInstall(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		svc := NewService("http://c1:8080", "inc")
 		last := wire.RoundID{Epoch: 1, Seq: 3}
-		if _, err := svc.ledger.Join(wire.JoinRequest{Epoch: 1, ClusterID: "cl", Last: wire.Decision{Round: last, Commit: true}, Committed: last, Stable: 3}); err != nil {
+		if _, err := svc.ledger.Join(wire.JoinRequest{Epoch: 1, ClusterID: "cl", SyncID: "s", Last: wire.Decision{Round: last, Commit: true}, Committed: last, Stable: 3}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := install(svc, 3, bytes.NewReader(body)); err != nil {
+		if _, err := install(svc, "s", 3, bytes.NewReader(body)); err != nil {
 			return
 		}
 		rows, err := svc.ledger.Snapshot(0, 3)

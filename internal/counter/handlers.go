@@ -308,8 +308,13 @@ func handleInstall(logger *slog.Logger, svc *Service, syncTimeout time.Duration)
 			writeError(w, err)
 			return
 		}
+		syncID := r.URL.Query().Get("sync")
+		if syncID == "" || len(syncID) > wire.MaxTokenBytes {
+			writeError(w, badRequest(errors.New("query parameter sync must name the sync session")))
+			return
+		}
 		httpserver.ExtendDeadlines(w, syncTimeout) // the only long request
-		n, err := install(svc, joinSeq, r.Body)
+		n, err := install(svc, syncID, joinSeq, r.Body)
 		if err != nil {
 			writeError(w, err)
 			return
@@ -330,12 +335,14 @@ func decodeSnapshotLine(data []byte) (snapshotLine, error) {
 	return line, nil
 }
 
-// install merges a snapshot stream in chunks and finishes the sync once the
-// trailer proves the stream complete. A stream cut short leaves the session
+// install merges a snapshot stream into the sync session syncID in chunks
+// and finishes the sync once the trailer proves the stream complete; a
+// stream of a session that a later join superseded is refused at its next
+// chunk. A stream cut short leaves the session
 // open; merging is idempotent, so the coordinator may send it again. Each
 // line is bounded (maxSnapshotLine) and each row checked; the stream as a
 // whole is bounded by the sync's deadline.
-func install(svc *Service, joinSeq uint64, body io.Reader) (int, error) {
+func install(svc *Service, syncID string, joinSeq uint64, body io.Reader) (int, error) {
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 0, 64<<10), maxSnapshotLine)
 	next := func() (snapshotLine, error) {
@@ -356,7 +363,7 @@ func install(svc *Service, joinSeq uint64, body io.Reader) (int, error) {
 		return 0, badRequest(fmt.Errorf("snapshot is up to %d, past the join point %d", head.Upto, joinSeq))
 	}
 	merge := func(rows []wire.SnapshotEntry) error {
-		return svc.with(func(l *ledger.Ledger) error { return l.Merge(joinSeq, rows) })
+		return svc.with(func(l *ledger.Ledger) error { return l.Merge(syncID, joinSeq, rows) })
 	}
 	rows := make([]wire.SnapshotEntry, 0, installChunk)
 	n := 0
@@ -373,7 +380,7 @@ func install(svc *Service, joinSeq uint64, body io.Reader) (int, error) {
 				return n, err
 			}
 			n += len(rows)
-			return n, svc.with(func(l *ledger.Ledger) error { return l.FinishSync(joinSeq) })
+			return n, svc.with(func(l *ledger.Ledger) error { return l.FinishSync(syncID, joinSeq) })
 		}
 		if err := wire.CheckSnapshotEntry(line.SnapshotEntry); err != nil {
 			return n, badRequest(fmt.Errorf("snapshot row %d: %w", n+len(rows), err))

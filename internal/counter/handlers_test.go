@@ -57,7 +57,7 @@ func joined(t *testing.T) http.Handler {
 	h := newServer()
 	last := wire.RoundID{Epoch: 1, Seq: 3, TxID: "t3"}
 	rec := do(t, h, "POST", "/internal/join", jsonBody(t, wire.JoinRequest{
-		Epoch: 1, ClusterID: "cl", Last: wire.Decision{Round: last, Commit: true}, Committed: last, Stable: 3,
+		Epoch: 1, ClusterID: "cl", SyncID: "s1", Last: wire.Decision{Round: last, Commit: true}, Committed: last, Stable: 3,
 	}))
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	return h
@@ -80,13 +80,13 @@ func TestInstall_ACutStreamLeavesTheCounterSyncingAndCanBeResent(t *testing.T) {
 	h := joined(t)
 	rows := []wire.SnapshotEntry{{Tenant: "acme", ID: "a", Seq: 1}, {Tenant: "acme", ID: "b", Seq: 3}}
 
-	rec := do(t, h, "POST", "/internal/install?join=3", snapshot(rows, false))
+	rec := do(t, h, "POST", "/internal/install?join=3&sync=s1", snapshot(rows, false))
 	assert.Equal(t, http.StatusBadRequest, rec.Code, "no trailer: the stream was cut")
 	rec = do(t, h, "GET", "/internal/localcount?tenant=acme", "")
 	assert.Equal(t, http.StatusConflict, rec.Code, "still syncing: no reads")
 	assert.Contains(t, rec.Body.String(), wire.CodeNotReady)
 
-	rec = do(t, h, "POST", "/internal/install?join=3", snapshot(rows, true))
+	rec = do(t, h, "POST", "/internal/install?join=3&sync=s1", snapshot(rows, true))
 	require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
 	rec = do(t, h, "GET", "/internal/localcount?tenant=acme", "")
 	require.Equal(t, http.StatusOK, rec.Code)
@@ -97,11 +97,16 @@ func TestInstall_ACutStreamLeavesTheCounterSyncingAndCanBeResent(t *testing.T) {
 
 func TestInstall_RefusesAnotherSession(t *testing.T) {
 	h := joined(t)
-	rec := do(t, h, "POST", "/internal/install?join=2", snapshot(nil, true))
+	rec := do(t, h, "POST", "/internal/install?join=2&sync=s1", snapshot(nil, true))
 	assert.Equal(t, http.StatusBadRequest, rec.Code, "the header is past that join point")
-	rec = do(t, h, "POST", "/internal/install?join=9", snapshot(nil, true))
+	rec = do(t, h, "POST", "/internal/install?join=9&sync=s1", snapshot(nil, true))
 	assert.Equal(t, http.StatusConflict, rec.Code)
 	assert.Contains(t, rec.Body.String(), wire.CodeSyncMismatch)
+	rec = do(t, h, "POST", "/internal/install?join=3&sync=s0", snapshot(nil, true))
+	assert.Equal(t, http.StatusConflict, rec.Code, "another session at the same join point")
+	assert.Contains(t, rec.Body.String(), wire.CodeSyncMismatch)
+	rec = do(t, h, "POST", "/internal/install?join=3", snapshot(nil, true))
+	assert.Equal(t, http.StatusBadRequest, rec.Code, "no session named")
 }
 
 func TestCounter_RefusalsCarryTheirCode(t *testing.T) {
@@ -141,7 +146,7 @@ var routes = []struct{ method, path, body string }{
 	{"GET", "/internal/count?tenant=acme&epoch=99&fence=3", ""},
 	{"POST", "/internal/join", `{"epoch":99,"cluster_id":"other","last":{"round":{"epoch":99,"seq":1}},"committed":{"epoch":99,"seq":1},"stable":1}`},
 	{"GET", "/internal/snapshot?since=0&upto=3", ""},
-	{"POST", "/internal/install?join=3", snapshot([]wire.SnapshotEntry{{Tenant: "acme", ID: "forged", Seq: 1}}, true)},
+	{"POST", "/internal/install?join=3&sync=s1", snapshot([]wire.SnapshotEntry{{Tenant: "acme", ID: "forged", Seq: 1}}, true)},
 	{"GET", "/internal/nosuchroute", ""},
 }
 
@@ -189,8 +194,8 @@ func TestCounter_MalformedRequestsAreRejectedAndChangeNothing(t *testing.T) {
 		{"commit epoch overflow", "POST", "/internal/commit", `{"round":{"epoch":18446744073709551615,"seq":4}}`},
 		{"join without cluster", "POST", "/internal/join", `{"epoch":2,"cluster_id":"","last":{"round":{"epoch":2,"seq":1}}}`},
 		{"join epoch overflow", "POST", "/internal/join", `{"epoch":18446744073709551615,"cluster_id":"x"}`},
-		{"install with an empty row", "POST", "/internal/install?join=3", snapshot([]wire.SnapshotEntry{{Tenant: "", ID: "a", Seq: 1}}, true)},
-		{"install with a long line", "POST", "/internal/install?join=3", `{"since":0,"upto":3}` + "\n" + `{"t":"` + strings.Repeat("a", 20<<10) + `"}` + "\n"},
+		{"install with an empty row", "POST", "/internal/install?join=3&sync=s1", snapshot([]wire.SnapshotEntry{{Tenant: "", ID: "a", Seq: 1}}, true)},
+		{"install with a long line", "POST", "/internal/install?join=3&sync=s1", `{"since":0,"upto":3}` + "\n" + `{"t":"` + strings.Repeat("a", 20<<10) + `"}` + "\n"},
 		{"snapshot bad query", "GET", "/internal/snapshot?since=x", ""},
 		{"wrong method", "DELETE", "/internal/prepare", ""},
 	}
@@ -204,7 +209,7 @@ func TestCounter_MalformedRequestsAreRejectedAndChangeNothing(t *testing.T) {
 	assert.Equal(t, before, do(t, h, "GET", "/internal/status", "").Body.String(), "nothing changed")
 
 	// The real coordinator (epoch 1) is still heard.
-	rec := do(t, h, "POST", "/internal/install?join=3", snapshot(nil, true))
+	rec := do(t, h, "POST", "/internal/install?join=3&sync=s1", snapshot(nil, true))
 	require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
 	rec = do(t, h, "GET", fmt.Sprintf("/internal/count?tenant=acme&epoch=%d&fence=3", 1), "")
 	assert.Equal(t, http.StatusOK, rec.Code, rec.Body.String())

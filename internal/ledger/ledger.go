@@ -68,8 +68,11 @@ type Ledger struct {
 	view      []string
 	viewRound wire.RoundID
 
-	// Sync session: rows with seq <= since were kept at join, the snapshot
-	// brings since < seq <= joinSeq, rounds above joinSeq arrive directly.
+	// Sync session syncID: rows with seq <= since were kept at join, the
+	// snapshot brings since < seq <= joinSeq, rounds above joinSeq arrive
+	// directly. Each join starts a new session; merges and the finish of
+	// any other session are refused.
+	syncID         string
 	since, joinSeq uint64
 }
 
@@ -323,6 +326,7 @@ func (l *Ledger) Join(req wire.JoinRequest) (wire.JoinResponse, error) {
 	sameCluster := l.clusterID == req.ClusterID || (l.clusterID == "" && empty)
 	l.last, l.lastCommitted = req.Last.Round, req.Last.Commit
 	l.joinSeq = req.Last.Round.Seq
+	l.syncID = req.SyncID
 	if sameCluster && (l.mode == wire.ModeReady || empty) && l.lastCommit == req.Committed {
 		l.clusterID = req.ClusterID
 		l.mode = wire.ModeReady
@@ -380,12 +384,12 @@ func (l *Ledger) truncate(keep uint64) {
 	}
 }
 
-// Merge adds snapshot rows to the sync session that joined at joinSeq.
-// Rows may arrive in any number of calls; a row already present keeps the
-// lower seq, so merging commutes with rounds applied meanwhile.
-func (l *Ledger) Merge(joinSeq uint64, rows []wire.SnapshotEntry) error {
-	if l.mode != wire.ModeSyncing || joinSeq != l.joinSeq {
-		return fmt.Errorf("%w: merge for join point %d", ErrSyncMismatch, joinSeq)
+// Merge adds snapshot rows to the sync session syncID, which joined at
+// joinSeq. Rows may arrive in any number of calls; a row already present
+// keeps the lower seq, so merging commutes with rounds applied meanwhile.
+func (l *Ledger) Merge(syncID string, joinSeq uint64, rows []wire.SnapshotEntry) error {
+	if err := l.inSession(syncID, joinSeq); err != nil {
+		return fmt.Errorf("merge: %w", err)
 	}
 	for _, r := range rows {
 		if r.Seq <= l.since || r.Seq > l.joinSeq || r.Tenant == "" || r.ID == "" {
@@ -399,11 +403,19 @@ func (l *Ledger) Merge(joinSeq uint64, rows []wire.SnapshotEntry) error {
 	return nil
 }
 
-// FinishSync ends the sync session that joined at joinSeq: the ledger now
-// holds every round up to its last one and may serve reads.
-func (l *Ledger) FinishSync(joinSeq uint64) error {
-	if l.mode != wire.ModeSyncing || joinSeq != l.joinSeq {
-		return fmt.Errorf("%w: finish for join point %d", ErrSyncMismatch, joinSeq)
+// inSession checks that syncID at joinSeq is the sync session under way.
+func (l *Ledger) inSession(syncID string, joinSeq uint64) error {
+	if l.mode != wire.ModeSyncing || syncID != l.syncID || joinSeq != l.joinSeq {
+		return fmt.Errorf("%w: session %q at join point %d", ErrSyncMismatch, syncID, joinSeq)
+	}
+	return nil
+}
+
+// FinishSync ends the sync session syncID, which joined at joinSeq: the
+// ledger now holds every round up to its last one and may serve reads.
+func (l *Ledger) FinishSync(syncID string, joinSeq uint64) error {
+	if err := l.inSession(syncID, joinSeq); err != nil {
+		return fmt.Errorf("finish: %w", err)
 	}
 	l.recount()
 	l.mode = wire.ModeReady

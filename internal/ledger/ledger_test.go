@@ -200,8 +200,8 @@ func TestLedger_JoinBehindSyncsFromItsStablePrefix(t *testing.T) {
 	rows, err := source.Snapshot(resp.Since, 4)
 	require.NoError(t, err)
 	assert.Len(t, rows, 2, "c and x")
-	require.NoError(t, joiner.Merge(4, rows))
-	require.NoError(t, joiner.FinishSync(4))
+	require.NoError(t, joiner.Merge("", 4, rows))
+	require.NoError(t, joiner.FinishSync("", 4))
 
 	assert.Equal(t, int64(3), count(t, joiner, 4, "acme"), "a, b, c as of seq 4")
 	assert.Equal(t, int64(4), count(t, joiner, 5, "acme"), "and d at seq 5")
@@ -223,9 +223,9 @@ func TestLedger_MergeRefusesRowsOutsideTheSession(t *testing.T) {
 	commit(t, l, 1, 1, items("acme", "a")...)
 	resp := joinFrom(t, l, wire.Decision{Round: rid(3), Commit: true}, rid(3), 3)
 	require.False(t, resp.Complete)
-	assert.ErrorIs(t, l.Merge(2, nil), ledger.ErrSyncMismatch, "wrong join point")
-	assert.ErrorIs(t, l.Merge(3, []wire.SnapshotEntry{{Tenant: "acme", ID: "z", Seq: 4}}), ledger.ErrSyncMismatch, "row after the join point")
-	assert.ErrorIs(t, l.Merge(3, []wire.SnapshotEntry{{Tenant: "acme", ID: "z", Seq: 1}}), ledger.ErrSyncMismatch, "row in the kept prefix")
+	assert.ErrorIs(t, l.Merge("", 2, nil), ledger.ErrSyncMismatch, "wrong join point")
+	assert.ErrorIs(t, l.Merge("", 3, []wire.SnapshotEntry{{Tenant: "acme", ID: "z", Seq: 4}}), ledger.ErrSyncMismatch, "row after the join point")
+	assert.ErrorIs(t, l.Merge("", 3, []wire.SnapshotEntry{{Tenant: "acme", ID: "z", Seq: 1}}), ledger.ErrSyncMismatch, "row in the kept prefix")
 }
 
 func TestLedger_SnapshotNeedsAppliedRows(t *testing.T) {
@@ -296,4 +296,32 @@ func TestLedger_RejoinAfterANewEpochKeepsOnlyStableRows(t *testing.T) {
 	require.False(t, resp.Complete)
 	assert.Equal(t, uint64(1), resp.Since)
 	assert.Equal(t, []string{"a"}, l.IDs("acme"))
+}
+
+// TestLedger_ASupersededSyncSessionCannotFinishTheNewOne is the regression
+// test of a counter that went live with rows missing: a second join at the
+// same seq dropped the rows merged so far, and the first session's stream,
+// still running, merged its last rows and finished the new session.
+func TestLedger_ASupersededSyncSessionCannotFinishTheNewOne(t *testing.T) {
+	source := ready(t)
+	commit(t, source, 1, 0, items("acme", "a", "b", "c")...)
+	commit(t, source, 2, 1)
+	last := wire.Decision{Round: rid(2), Commit: true}
+
+	l := ledger.New("c2", "inc-2")
+	join := func(syncID string) {
+		_, err := l.Join(wire.JoinRequest{Epoch: epoch, ClusterID: "cl", SyncID: syncID, Last: last, Committed: rid(2), Stable: 2})
+		require.NoError(t, err)
+	}
+	row := func(id string) []wire.SnapshotEntry { return []wire.SnapshotEntry{{Tenant: "acme", ID: id, Seq: 1}} }
+	join("s1")
+	require.NoError(t, l.Merge("s1", 2, append(row("a"), row("b")...)))
+	join("s2") // the same join point: the coordinator lost track of s1
+	assert.ErrorIs(t, l.Merge("s1", 2, row("c")), ledger.ErrSyncMismatch, "s1's stream goes on, into nothing")
+	assert.ErrorIs(t, l.FinishSync("s1", 2), ledger.ErrSyncMismatch, "s1 cannot finish s2")
+	assert.Equal(t, wire.ModeSyncing, l.Status().Mode, "no reads until s2 is complete")
+
+	require.NoError(t, l.Merge("s2", 2, append(append(row("a"), row("b")...), row("c")...)))
+	require.NoError(t, l.FinishSync("s2", 2))
+	assert.Equal(t, int64(3), count(t, l, 2, "acme"))
 }

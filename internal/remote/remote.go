@@ -208,9 +208,10 @@ func (c *Counters) Snapshot(ctx context.Context, base string, since, upto uint64
 	return resp.Body, nil
 }
 
-// Install streams a snapshot into a syncing counter that joined at joinSeq.
-func (c *Counters) Install(ctx context.Context, base string, joinSeq uint64, snapshot io.Reader) error {
-	u := base + "/internal/install?join=" + strconv.FormatUint(joinSeq, 10)
+// Install streams a snapshot into the sync session syncID of a counter that
+// joined at joinSeq.
+func (c *Counters) Install(ctx context.Context, base, syncID string, joinSeq uint64, snapshot io.Reader) error {
+	u := base + "/internal/install?" + url.Values{"join": {strconv.FormatUint(joinSeq, 10)}, "sync": {syncID}}.Encode()
 	resp, err := send(ctx, c.client, c.token, http.MethodPost, u, snapshot, "application/x-ndjson")
 	if err != nil {
 		return err

@@ -199,7 +199,7 @@ func DecodeJoin(data []byte) (JoinRequest, error) {
 	if err := decodeStrict(data, &req); err != nil {
 		return JoinRequest{}, err
 	}
-	err := errors.Join(checkEpoch("epoch", req.Epoch), checkToken("cluster_id", req.ClusterID, true),
+	err := errors.Join(checkEpoch("epoch", req.Epoch), checkToken("cluster_id", req.ClusterID, true), checkToken("sync_id", req.SyncID, true),
 		req.Last.Round.check("last"), req.Committed.check("committed"), checkSeq("stable", req.Stable))
 	if err != nil {
 		return JoinRequest{}, err

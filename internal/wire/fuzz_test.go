@@ -119,7 +119,7 @@ func FuzzDecodeDecision(f *testing.F) {
 }
 
 func FuzzDecodeJoin(f *testing.F) {
-	f.Add([]byte(`{"epoch":1,"cluster_id":"c","last":{"round":{"epoch":1,"seq":3},"commit":true},"committed":{"epoch":1,"seq":3},"stable":3}`))
+	f.Add([]byte(`{"epoch":1,"cluster_id":"c","sync_id":"s","last":{"round":{"epoch":1,"seq":3},"commit":true},"committed":{"epoch":1,"seq":3},"stable":3}`))
 	f.Add([]byte(`{"epoch":1,"cluster_id":""}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		req, err := wire.DecodeJoin(data)

@@ -176,6 +176,10 @@ type RegisterResponse struct {
 type JoinRequest struct {
 	Epoch     uint64 `json:"epoch"`
 	ClusterID string `json:"cluster_id"`
+	// SyncID names this sync session (a uuid); the snapshot installed
+	// into it must name it too, so a stream of an older session can never
+	// complete a newer one.
+	SyncID string `json:"sync_id"`
 	// Last is the coordinator's last resolved round: the join point.
 	Last Decision `json:"last"`
 	// Committed is the coordinator's last committed round.
