@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/distributed-counter/distributed-counter/internal/clustertest"
+	"github.com/distributed-counter/distributed-counter/internal/remote"
+	"github.com/distributed-counter/distributed-counter/internal/wire"
 )
 
 // TestCluster_SyncedCounterGoesLiveWhenTheLastLiveOneDiesDuringItsPromotion
@@ -48,4 +50,41 @@ func TestCluster_SyncedCounterGoesLiveWhenTheLastLiveOneDiesDuringItsPromotion(t
 	lc, err := c.LocalCount(t.Context(), b, "acme")
 	require.NoError(t, err)
 	assert.Equal(t, int64(3), lc.Count)
+}
+
+// TestCluster_CountersRefuseTheReplacedCoordinatorOnceTheyRegister is the
+// regression test of the fencing claim: a coordinator that was replaced
+// (paused, partitioned) and wakes up must change nothing. Counters used to
+// learn the new epoch only from the new coordinator's first message, after
+// its recovery; now they adopt it when they register, before their report
+// counts, so the old coordinator is refused while the new one recovers.
+func TestCluster_CountersRefuseTheReplacedCoordinatorOnceTheyRegister(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{RecoveryGrace: 3 * time.Second})
+	mustAdd(t, c, items("acme", "a")...)
+	before, err := c.Members(t.Context())
+	require.NoError(t, err)
+	old := before.Last // the replaced coordinator's epoch and last round
+
+	c.Coordinator.Stop()
+	c.Coordinator.Start(t) // recovers for 3 s
+
+	// The old coordinator's next prepare, as it would send it on waking.
+	counters := remote.NewCounters(c.Client, c.Token)
+	for _, n := range c.Counters {
+		prep := wire.EncodePrepare(wire.PrepareRequest{
+			Round:  wire.RoundID{Epoch: old.Epoch, Seq: old.Seq + 1, TxID: "from-the-old-coordinator"},
+			Stable: old.Seq, View: []string{n.URL},
+		}, []wire.Batch{wire.EncodeBatch(items("acme", "lost"))})
+		require.Eventually(t, func() bool {
+			return remote.HasCode(counters.Prepare(t.Context(), n.URL, prep), wire.CodeStaleEpoch)
+		}, waitFor, tick, "%s refuses the old epoch", n.Name)
+	}
+	resp, err := c.Do(t.Context(), http.MethodGet, "/health", nil)
+	require.NoError(t, err)
+	assert.Contains(t, string(resp.Body), "recovering", "fenced by registration, not by the new coordinator's rounds")
+
+	require.Eventually(t, func() bool { return c.LiveCount(t.Context()) == len(c.Counters) }, waitFor, tick)
+	mustAdd(t, c, items("acme", "b")...)
+	assert.Equal(t, int64(2), mustCount(t, c, "acme"))
 }

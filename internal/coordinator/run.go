@@ -39,6 +39,9 @@ func Run(ctx context.Context, cfg Config, public, internal net.Listener, client 
 	}
 	counters := remote.NewCounters(client, cfg.ClusterToken)
 	svc := NewService(cfg, counters, state, time.Now, logger)
+	// The epoch of this coordinator is above the previous one's, and above
+	// every epoch the counters report (see Register).
+	svc.fence = max(uint64(time.Now().Unix()), saved.Epoch+1)
 	logger.Info("coordinator starting", "addr", public.Addr().String(), "internal_addr", internal.Addr().String(),
 		"authenticated", cfg.ClusterToken != "", "recovery_grace", cfg.RecoveryGrace.String(),
 		"data_dir", cfg.DataDir, "saved_state", found, "saved_holders", saved.Holders)

@@ -55,8 +55,12 @@ type Service struct {
 	mu         sync.Mutex
 	syncing    map[string]syncRun // the sync under way of each counter
 	recovering bool
-	reports    map[string]wire.Status // collected while recovering
-	reported   chan struct{}          // signals a new report while recovering
+	// fence is, while recovering, the epoch this coordinator will run at
+	// at least: above every epoch it knows of. Counters adopt it when they
+	// register, and only reports made under it count.
+	fence    uint64
+	reports  map[string]wire.Status // collected while recovering
+	reported chan struct{}          // signals a new report while recovering
 }
 
 type syncJob struct{ id, incarnation string }
@@ -150,13 +154,24 @@ func (s *Service) Register(st wire.Status) (wire.RegisterResponse, error) {
 			s.mu.Unlock()
 			return wire.RegisterResponse{}, fmt.Errorf("%w: at most %d", ErrTooManyCounters, s.cfg.MaxCounters)
 		}
-		s.reports[st.ID] = st
+		if st.Epoch >= s.fence {
+			// A coordinator this one did not know of ran at that epoch:
+			// fence above it, and ask every counter to report again.
+			s.fence = st.Epoch + 1
+			maps.DeleteFunc(s.reports, func(_ string, r wire.Status) bool { return r.Fence < s.fence })
+		}
+		// A report counts once the counter has adopted the fence: from
+		// then on no older coordinator can change what it reports.
+		if st.Fence >= s.fence {
+			s.reports[st.ID] = st
+		}
+		fence := s.fence
 		s.mu.Unlock()
 		select {
 		case s.reported <- struct{}{}:
 		default:
 		}
-		return wire.RegisterResponse{State: "recovering"}, nil
+		return wire.RegisterResponse{Epoch: fence, State: "recovering"}, nil
 	}
 	s.mu.Unlock()
 	if _, known := s.registry.Get(st.ID); !known && s.registry.Full() {
@@ -337,8 +352,7 @@ func (s *Service) awaitRecovery(ctx context.Context, saved persisted, recorded b
 		s.mu.Lock()
 		missing := twopc.Missing(s.reports, saved.Holders, recorded)
 		if len(missing) == 0 {
-			floor := max(uint64(s.now().Unix()), saved.Epoch+1)
-			pos, seed := twopc.Resume(s.reports, floor, uuid.NewString())
+			pos, seed := twopc.Resume(s.reports, s.fence, uuid.NewString())
 			reports := maps.Clone(s.reports) // Register may add more until recovery ends
 			s.mu.Unlock()
 			var holders []twopc.Holder

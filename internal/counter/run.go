@@ -13,6 +13,7 @@ import (
 
 	"github.com/distributed-counter/distributed-counter/internal/httpserver"
 	"github.com/distributed-counter/distributed-counter/internal/remote"
+	"github.com/distributed-counter/distributed-counter/internal/wire"
 )
 
 // Run serves the counter on ln and keeps it registered with the
@@ -49,7 +50,8 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, client *http.Client, 
 
 // register announces the counter to the coordinator at start and then every
 // interval, so that a coordinator that restarted, or removed this counter
-// while it was unreachable, learns of it again. Failures are retried with
+// while it was unreachable, learns of it again. The coordinator's answer
+// carries its epoch, which the counter adopts as its fence. Failures are retried with
 // a backoff that starts short, so a starting cluster forms quickly.
 func register(ctx context.Context, svc *Service, coord *remote.Coordinator, interval, timeout time.Duration, logger *slog.Logger) {
 	const minBackoff, maxBackoff = 50 * time.Millisecond, 500 * time.Millisecond
@@ -57,9 +59,15 @@ func register(ctx context.Context, svc *Service, coord *remote.Coordinator, inte
 	registered, failing := false, false
 	for {
 		rctx, cancel := context.WithTimeout(ctx, timeout)
-		_, err := coord.Register(rctx, svc.Status())
+		resp, err := coord.Register(rctx, svc.Status())
 		cancel()
 		wait := interval
+		if err == nil && resp.Epoch <= wire.MaxEpoch && svc.AdoptFence(resp.Epoch) {
+			// Report again at once: a recovering coordinator counts only
+			// reports made under its fence.
+			logger.Info("fenced at the coordinator's epoch", "epoch", resp.Epoch)
+			wait = 0
+		}
 		switch {
 		case ctx.Err() != nil:
 			return

@@ -28,6 +28,13 @@ func (s *Service) with(fn func(l *ledger.Ledger) error) error {
 	return fn(s.ledger)
 }
 
+// AdoptFence raises the ledger's fence (see ledger.AdoptFence).
+func (s *Service) AdoptFence(epoch uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ledger.AdoptFence(epoch)
+}
+
 // Status reports the counter's position.
 func (s *Service) Status() wire.Status {
 	s.mu.Lock()

@@ -52,7 +52,8 @@ type Ledger struct {
 
 	mode          wire.Mode
 	clusterID     string
-	epoch         uint64       // highest coordinator epoch seen
+	epoch         uint64       // highest coordinator epoch of a message accepted
+	fence         uint64       // epoch learnt at registration: lower ones are refused
 	last          wire.RoundID // last resolved round: every round up to it is committed or aborted here
 	lastCommitted bool
 	lastCommit    wire.RoundID // last committed round
@@ -90,6 +91,7 @@ func (l *Ledger) Status() wire.Status {
 		Mode:          l.mode,
 		ClusterID:     l.clusterID,
 		Epoch:         l.epoch,
+		Fence:         l.fence,
 		Last:          l.last,
 		LastCommitted: l.lastCommitted,
 		Committed:     l.lastCommit,
@@ -106,13 +108,26 @@ func (l *Ledger) Status() wire.Status {
 	return st
 }
 
-// checkEpoch refuses messages from an older coordinator and remembers newer ones.
+// checkEpoch refuses messages from an older coordinator, or from one older
+// than the fence, and remembers newer ones.
 func (l *Ledger) checkEpoch(epoch uint64) error {
-	if epoch < l.epoch {
-		return fmt.Errorf("%w: got %d, seen %d", ErrStaleEpoch, epoch, l.epoch)
+	if epoch < l.epoch || epoch < l.fence {
+		return fmt.Errorf("%w: got %d, seen %d, fence %d", ErrStaleEpoch, epoch, l.epoch, l.fence)
 	}
 	l.epoch = epoch
 	return nil
+}
+
+// AdoptFence raises the fence to epoch, the epoch a coordinator announced
+// at registration, and reports whether it rose. From then on every
+// message of a lower epoch is refused: a coordinator that was replaced
+// can change nothing here, even before its successor's first message.
+func (l *Ledger) AdoptFence(epoch uint64) bool {
+	if epoch <= l.fence {
+		return false
+	}
+	l.fence = epoch
+	return true
 }
 
 // Prepare stages a round and votes yes by returning nil. It refuses a round

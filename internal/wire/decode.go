@@ -226,6 +226,7 @@ func (s Status) Check() error {
 		checkToken("incarnation", s.Incarnation, true),
 		checkToken("cluster_id", s.ClusterID, false),
 		checkEpoch("epoch", s.Epoch),
+		checkEpoch("fence", s.Fence),
 		s.Last.check("last"),
 		s.Committed.check("committed"),
 		checkSeq("stable", s.Stable),

@@ -137,12 +137,16 @@ const (
 // with every registration. A restarted coordinator rebuilds the commit order
 // from these reports.
 type Status struct {
-	ID          string  `json:"id"`
-	Incarnation string  `json:"incarnation"`
-	Mode        Mode    `json:"mode"`
-	ClusterID   string  `json:"cluster_id,omitempty"`
-	Epoch       uint64  `json:"epoch"`
-	Last        RoundID `json:"last"`
+	ID          string `json:"id"`
+	Incarnation string `json:"incarnation"`
+	Mode        Mode   `json:"mode"`
+	ClusterID   string `json:"cluster_id,omitempty"`
+	// Epoch is the highest coordinator epoch of a message it accepted.
+	Epoch uint64 `json:"epoch"`
+	// Fence is the epoch a coordinator told it at registration: it refuses
+	// every message of a lower epoch.
+	Fence uint64  `json:"fence"`
+	Last  RoundID `json:"last"`
 	// LastCommitted tells whether Last was committed or aborted.
 	LastCommitted bool `json:"last_committed"`
 	// Committed is the last committed round: with the cluster id it names
@@ -166,6 +170,8 @@ type RegisterRequest struct {
 
 // RegisterResponse answers a registration.
 type RegisterResponse struct {
+	// Epoch is the coordinator's epoch (while it recovers: the epoch it
+	// will run at, at least). The counter adopts it as its fence.
 	Epoch uint64 `json:"epoch"`
 	State string `json:"state"`
 }
