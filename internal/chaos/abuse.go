@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -38,6 +39,9 @@ type attack struct {
 	header  http.Header
 	// ok judges the answer's status and error code.
 	ok func(status int, code string) bool
+	// abandon sends the headers and part of the body, then closes the
+	// connection: no answer is expected, and nothing may leak.
+	abandon bool
 }
 
 // clientError: anything a client sends answers 4xx, or 503 overloaded
@@ -114,6 +118,8 @@ func attacks(counterURL string) []attack {
 		{name: "huge path", method: "GET", path: "/items/" + strings.Repeat("a", 64<<10) + "/count", ok: clientError},
 		{name: "huge header", method: "GET", path: "/items/acme/count", header: http.Header{"X-Pad": {strings.Repeat("a", 64<<10)}}, ok: clientError},
 		{name: "wrong method", method: "DELETE", path: "/items", ok: is(405, wire.CodeMethod)},
+		{name: "abandoned upload", method: "POST", path: "/items", abandon: true,
+			body: itemsBody(2000, func(int) string { return "abuse" }, func(i int) string { return fmt.Sprint(i) })},
 		{name: "register on the public port", method: "POST", path: "/internal/register", body: status(counterURL, "forged", 1), ok: is(404, wire.CodeNotFound)},
 		{name: "internal read on the public port", method: "GET", path: "/internal/count?tenant=acme&epoch=" + maxU64 + "&fence=0", ok: is(404, wire.CodeNotFound)},
 		{name: "internal list on the public port", method: "GET", path: "/internal/counters", ok: is(404, wire.CodeNotFound)},
@@ -172,6 +178,13 @@ func (a *attacker) run(ctx context.Context, maxRequests int) {
 }
 
 func (a *attacker) send(ctx context.Context, at attack) {
+	if at.abandon {
+		a.sent.Add(1)
+		if err := abandonUpload(ctx, strings.TrimPrefix(a.c.Coordinator.URL, "http://"), at.path, at.body()); err != nil {
+			a.violate(at, err.Error())
+		}
+		return
+	}
 	var base string
 	switch at.target {
 	case "public":
@@ -213,6 +226,27 @@ func (a *attacker) send(ctx context.Context, at attack) {
 	if !at.ok(resp.StatusCode, e.Code) {
 		a.violate(at, fmt.Sprintf("answered %d %s: %.200s", resp.StatusCode, e.Code, data))
 	}
+}
+
+// abandonUpload announces body, sends half of it and hangs up.
+func abandonUpload(ctx context.Context, addr, path string, body []byte) error {
+	var d net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := d.DialContext(dctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("dial: %w", err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	_, err = fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", path, addr, len(body))
+	if err == nil {
+		_, err = conn.Write(body[:len(body)/2])
+	}
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	return nil
 }
 
 func (a *attacker) violate(at attack, detail string) {

@@ -51,6 +51,8 @@ type Options struct {
 	MaxCounters int
 	// SyncTimeout bounds bringing one counter up to date (10s).
 	SyncTimeout time.Duration
+	// RequestTimeout bounds one client request (5s).
+	RequestTimeout time.Duration
 	// Seed drives the probabilistic fault rules.
 	Seed uint64
 	// Logger receives every node's logs; nil discards them.
@@ -90,6 +92,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SyncTimeout == 0 {
 		o.SyncTimeout = 10 * time.Second
+	}
+	if o.RequestTimeout == 0 {
+		o.RequestTimeout = 5 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -178,7 +183,7 @@ func CoordinatorConfig(opts Options) coordinator.Config {
 	return coordinator.Config{
 		HealthInterval:      opts.HealthInterval,
 		RecoveryTries:       opts.RecoveryTries,
-		RequestTimeout:      5 * time.Second,
+		RequestTimeout:      opts.RequestTimeout,
 		CounterTimeout:      opts.CounterTimeout,
 		SyncTimeout:         opts.SyncTimeout,
 		HTTPTimeout:         10 * time.Second,

@@ -31,6 +31,9 @@ const (
 	// Hold: the request waits until the rule is removed, then is delivered
 	// even if the caller gave up meanwhile (a paused process that resumes).
 	Hold
+	// Reject: the request is not delivered; the caller gets a 400
+	// "invalid_request" answer, as if the peer found it malformed.
+	Reject
 )
 
 // ErrInjected is the error of dropped requests and responses.
@@ -156,6 +159,15 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			Status:     "409 Conflict",
 			Header:     http.Header{"Content-Type": {"application/json"}},
 			Body:       io.NopCloser(strings.NewReader(`{"message":"injected refusal","code":"voted_no"}`)),
+			Request:    req,
+		}, nil
+	case Reject:
+		drainBody(req)
+		return &http.Response{
+			StatusCode: http.StatusBadRequest,
+			Status:     "400 Bad Request",
+			Header:     http.Header{"Content-Type": {"application/json"}},
+			Body:       io.NopCloser(strings.NewReader(`{"message":"injected rejection","code":"invalid_request"}`)),
 			Request:    req,
 		}, nil
 	case Delay:

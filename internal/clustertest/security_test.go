@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,9 +146,9 @@ func TestCluster_PublicCountersShowNoInternalAddress(t *testing.T) {
 		names[m.Name] = m.State
 	}
 	for _, n := range c.Counters[:2] {
-		assert.Equal(t, "live", names[wire.CounterName(n.URL)], n.Name)
+		assert.Equal(t, "live", names[wire.CounterName(n.URL, c.Token)], n.Name)
 	}
-	assert.Equal(t, "dead", names[wire.CounterName(c.Counters[2].URL)])
+	assert.Equal(t, "dead", names[wire.CounterName(c.Counters[2].URL, c.Token)])
 }
 
 // TestCluster_EmptyTenantReadMarksNoCounterDead is the regression test of
@@ -256,3 +258,90 @@ func TestCluster_OverloadIsShedWithRetryAfter(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"held"}, ids, "the shed request was not applied")
 }
+
+// TestCluster_ACounterRejectingAReadStaysLive: an answer about a request is
+// not the counter's failure. When counters reject a read as malformed (a
+// version mismatch, say), the client gets 500 and every counter stays live;
+// when one refuses by the protocol (behind), it is marked dead.
+func TestCluster_ACounterRejectingAReadStaysLive(t *testing.T) {
+	t.Parallel()
+	// No health checks or re-registrations while it runs: a counter marked
+	// dead stays dead, so what the test sees is what the reads did.
+	c := startLive(t, clustertest.Options{HealthInterval: time.Hour})
+	mustAdd(t, c, items("acme", "a")...)
+	heal := c.Faults.Add(clustertest.Rule{Path: "/internal/count", Fault: clustertest.Reject})
+	resp, err := c.Do(t.Context(), http.MethodGet, "/items/acme/count", nil)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusInternalServerError, resp.Status)
+	assert.Equal(t, wire.CodeInternal, resp.Error().Code)
+	assert.Equal(t, len(c.Counters), c.LiveCount(t.Context()), "no counter marked dead")
+	heal()
+	assert.Equal(t, int64(1), mustCount(t, c, "acme"))
+
+	// A refusal, by contrast, takes the counter out.
+	heal = c.Faults.Add(clustertest.Rule{Host: c.Counters[0].Host(), Path: "/internal/count", Fault: clustertest.Refuse})
+	defer heal()
+	for range 20 { // reads pick counters at random
+		assert.Equal(t, int64(1), mustCount(t, c, "acme"))
+	}
+	assert.Equal(t, "dead", c.State(t.Context(), c.Counters[0]))
+}
+
+// TestCluster_LargeValidRoundsMarkNoCounterDead: valid bodies at the
+// production limits (4 MiB, ids of control characters that encode to 6
+// bytes each) merge into rounds of up to MAX_ROUND_BYTES. Their calls get
+// time in proportion to their size: no counter is marked dead, and every
+// request is applied or shed as overloaded.
+func TestCluster_LargeValidRoundsMarkNoCounterDead(t *testing.T) {
+	t.Parallel()
+	// The production limits and timeout; under the race detector the
+	// timeout grows as much as the work slows down.
+	var deaths atomic.Int64
+	c := startLive(t, clustertest.Options{MaxBodyBytes: 4 << 20, MaxRoundBytes: 16 << 20, CounterTimeout: slowdown * 2 * time.Second,
+		RequestTimeout: slowdown * 10 * time.Second, RecoveryTries: 1000, Logger: slog.New(deathCounter{Handler: slog.DiscardHandler, n: &deaths})})
+	ctrl := strings.Repeat("\x01", 1000)
+	var wg sync.WaitGroup
+	var ok atomic.Int64
+	for w := range 3 { // three bodies of 4 MiB merge into rounds of up to 12 MiB
+		wg.Go(func() {
+			for k := range 1 {
+				its := make([]wire.Item, 680)
+				for i := range its {
+					its[i] = wire.Item{ID: fmt.Sprintf("%d-%d-%d-%s", w, k, i, ctrl), Tenant: "big"}
+				}
+				body, err := json.Marshal(its) // ~4 MiB: \u0001 is 6 bytes
+				require.NoError(t, err)
+				resp, err := c.Do(context.WithoutCancel(t.Context()), http.MethodPost, "/items", body)
+				if !assert.NoError(t, err) {
+					return
+				}
+				if resp.Status == http.StatusOK {
+					ok.Add(1)
+					continue
+				}
+				assert.Equal(t, http.StatusServiceUnavailable, resp.Status, "%s", resp.Body)
+				assert.Equal(t, wire.CodeOverloaded, resp.Error().Code, resp.Error().Message)
+			}
+		})
+	}
+	wg.Wait()
+	assert.Zero(t, deaths.Load(), "no counter marked dead")
+	assert.Equal(t, ok.Load()*680, mustCount(t, c, "big"))
+}
+
+// deathCounter counts the coordinator's log events of a counter marked dead.
+type deathCounter struct {
+	slog.Handler
+	n *atomic.Int64
+}
+
+func (d deathCounter) Handle(ctx context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, "marked dead") {
+		d.n.Add(1)
+	}
+	return nil
+}
+
+func (d deathCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (d deathCounter) WithAttrs([]slog.Attr) slog.Handler       { return d }
+func (d deathCounter) WithGroup(string) slog.Handler            { return d }

@@ -39,7 +39,8 @@ type Config struct {
 	MaxItemsPerRequest int `envconfig:"MAX_ITEMS_PER_REQUEST" default:"10000"`
 	// MaxInflightRequests bounds the public requests served at once.
 	MaxInflightRequests int `envconfig:"MAX_INFLIGHT_REQUESTS" default:"1024"`
-	// MaxInflightBytes bounds the POST /items bodies held at once.
+	// MaxInflightBytes bounds the bytes of POST /items bodies being read,
+	// and, apart, the bytes of encoded batches the committer holds.
 	MaxInflightBytes int64 `envconfig:"MAX_INFLIGHT_BYTES" default:"268435456"`
 	// MaxConnections bounds the open connections of each listener.
 	MaxConnections int `envconfig:"MAX_CONNECTIONS" default:"4096"`
@@ -47,7 +48,7 @@ type Config struct {
 	MaxQueuedRequests int `envconfig:"MAX_QUEUED_REQUESTS" default:"1024"`
 	// MaxRoundBytes bounds the encoded prepare of one round; the counters
 	// refuse larger ones, so both read the same variable.
-	MaxRoundBytes int64 `envconfig:"MAX_ROUND_BYTES" default:"67108864"`
+	MaxRoundBytes int64 `envconfig:"MAX_ROUND_BYTES" default:"16777216"`
 	// MaxCounters bounds the registered counters.
 	MaxCounters int `envconfig:"MAX_COUNTERS" default:"64"`
 	// MinLiveCounters is how many live counters must commit a write before it is acknowledged.
@@ -126,6 +127,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInflightBytes < c.MaxBodyBytes {
 		errs = append(errs, fmt.Errorf("MAX_INFLIGHT_BYTES (%d) must be at least MAX_BODY_BYTES (%d)", c.MaxInflightBytes, c.MaxBodyBytes))
+	}
+	if c.MaxInflightBytes < c.MaxRoundBytes {
+		errs = append(errs, fmt.Errorf("MAX_INFLIGHT_BYTES (%d) must be at least MAX_ROUND_BYTES (%d)", c.MaxInflightBytes, c.MaxRoundBytes))
 	}
 	if c.MaxCounters > wire.MaxView {
 		errs = append(errs, fmt.Errorf("MAX_COUNTERS must be at most %d, got %d", wire.MaxView, c.MaxCounters))

@@ -33,9 +33,6 @@ func (e invalidError) Unwrap() error { return e.err }
 
 func invalid(err error) error { return invalidError{err} }
 
-// errBodyBudget: the bodies in flight already take MAX_INFLIGHT_BYTES.
-var errBodyBudget = errors.New("too many request bodies in flight; retry shortly")
-
 // writeError maps an error to the API's answer, each limit to its code.
 // Causes of 5xx answers go to the log with the request id; the client gets
 // a message it can act on.
@@ -51,7 +48,7 @@ func writeError(logger *slog.Logger, w http.ResponseWriter, r *http.Request, err
 		status, code, msg = http.StatusBadRequest, wire.CodeInvalid, err.Error()
 	case errors.Is(err, ErrBadRegistration):
 		status, code, msg = http.StatusBadRequest, wire.CodeInvalid, err.Error()
-	case errors.Is(err, errBodyBudget), errors.Is(err, twopc.ErrOverloaded):
+	case errors.Is(err, httpserver.ErrNoBudget), errors.Is(err, twopc.ErrOverloaded):
 		httpserver.WriteOverloaded(w, err.Error())
 		return
 	case errors.Is(err, ErrTooManyCounters):
@@ -80,26 +77,21 @@ func writeError(logger *slog.Logger, w http.ResponseWriter, r *http.Request, err
 
 // handleCreateItems checks and encodes a batch of items before it reaches
 // the committer: nothing a client sends can make a counter refuse a round.
-// The body is bounded in bytes and items, and bodies in flight share a
-// budget (MAX_INFLIGHT_BYTES); a request that does not fit is shed at once.
+// The body is bounded in bytes and items, and the bodies being read share
+// a budget (MAX_INFLIGHT_BYTES), taken as their bytes arrive; a request
+// that does not fit is shed at once. The committer bounds the encoded
+// batches it holds apart.
 func handleCreateItems(logger *slog.Logger, items ItemAdder, budget *httpserver.Budget, cfg Config) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > cfg.MaxBodyBytes {
 			writeError(logger, w, r, fmt.Errorf("%w: limit is %d bytes", httpserver.ErrTooLarge, cfg.MaxBodyBytes))
 			return
 		}
-		weight := cfg.MaxBodyBytes // a body of unknown length may take the whole limit
-		if r.ContentLength >= 0 {
-			weight = r.ContentLength
-		}
-		if !budget.TryTake(weight) {
-			writeError(logger, w, r, errBodyBudget)
-			return
-		}
-		defer budget.Give(weight)
-		body, err := httpserver.ReadBody(w, r, cfg.MaxBodyBytes)
+		body, taken, err := httpserver.ReadBodyWithin(w, r, cfg.MaxBodyBytes, budget)
+		release := func() { budget.Give(taken); taken = 0 }
+		defer release()
 		if err != nil {
-			if !errors.Is(err, httpserver.ErrTooLarge) {
+			if !errors.Is(err, httpserver.ErrTooLarge) && !errors.Is(err, httpserver.ErrNoBudget) {
 				err = invalid(err)
 			}
 			writeError(logger, w, r, err)
@@ -114,6 +106,8 @@ func handleCreateItems(logger *slog.Logger, items ItemAdder, budget *httpserver.
 			return
 		}
 		batch := wire.EncodeBatch(parsed)
+		body, parsed = nil, nil
+		release() // from here the committer accounts for the batch
 		if max := items.MaxBatchBytes(); len(batch.JSON) > max {
 			writeError(logger, w, r, fmt.Errorf("%w: the items encode to %d bytes, a round carries at most %d (MAX_ROUND_BYTES)",
 				httpserver.ErrTooLarge, len(batch.JSON), max))

@@ -97,9 +97,11 @@ func serveBoth(ctx context.Context, cfg Config, public, internal net.Listener, s
 		errPublic = httpserver.Serve(ctx, public, publicRoutes(logger, svc, cfg), httpserver.Timeouts{
 			ReadHeader: 5 * time.Second,
 			Read:       cfg.HTTPTimeout,
-			Write:      cfg.RequestTimeout + 5*time.Second,
-			Idle:       time.Minute,
-			Shutdown:   cfg.ShutdownTimeout,
+			// The write deadline runs from the end of the headers: the
+			// body may take HTTP_TIMEOUT, then the round REQUEST_TIMEOUT.
+			Write:    cfg.HTTPTimeout + cfg.RequestTimeout + 5*time.Second,
+			Idle:     time.Minute,
+			Shutdown: cfg.ShutdownTimeout,
 		}, logger)
 	})
 	wg.Go(func() {

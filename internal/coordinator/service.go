@@ -86,6 +86,7 @@ func NewService(cfg Config, counters *remote.Counters, state *stateFile, now fun
 		MaxRoundBytes:  int(cfg.MaxRoundBytes),
 		MaxView:        cfg.MaxCounters,
 		QueueSize:      cfg.MaxQueuedRequests,
+		MaxQueueBytes:  cfg.MaxInflightBytes,
 		CallTimeout:    cfg.CounterTimeout,
 		CommitAttempts: 2,
 		NewTxID:        uuid.NewString,
@@ -192,7 +193,7 @@ func (s *Service) Counters(internal bool) wire.CountersResponse {
 		Counters: []wire.CounterInfo{}}
 	for _, m := range s.registry.List() {
 		info := wire.CounterInfo{
-			Name:        wire.CounterName(m.ID),
+			Name:        wire.CounterName(m.ID, s.cfg.ClusterToken),
 			Incarnation: m.Incarnation,
 			State:       string(m.State),
 			Applied:     m.Applied,

@@ -32,7 +32,7 @@ type Config struct {
 	// SyncTimeout bounds a snapshot transfer in or out of this counter.
 	SyncTimeout time.Duration `envconfig:"SYNC_TIMEOUT" default:"5m"`
 	// MaxRoundBytes bounds the body of one prepare: all items of one round.
-	MaxRoundBytes int64 `envconfig:"MAX_ROUND_BYTES" default:"67108864"`
+	MaxRoundBytes int64 `envconfig:"MAX_ROUND_BYTES" default:"16777216"`
 	// HTTPTimeout bounds reading a request and writing its answer, except
 	// snapshot streams (SyncTimeout).
 	HTTPTimeout time.Duration `envconfig:"HTTP_TIMEOUT" default:"30s"`

@@ -36,6 +36,8 @@ func writeError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, httpserver.ErrTooLarge):
 		status, code = http.StatusRequestEntityTooLarge, wire.CodeTooLarge
+	case errors.Is(err, errReadBody):
+		status, code = http.StatusRequestTimeout, wire.CodeTimeout
 	case errors.Is(err, errBadRequest):
 		status, code = http.StatusBadRequest, wire.CodeInvalid
 	case errors.Is(err, ledger.ErrStaleEpoch):
@@ -58,15 +60,20 @@ func writeError(w http.ResponseWriter, err error) {
 	httpserver.WriteError(w, status, code, msg)
 }
 
-var errBadRequest = errors.New("bad request")
+var (
+	errBadRequest = errors.New("bad request")
+	// errReadBody: the body could not be read (cut, too slow). That is the
+	// transport's failure, not a malformed request: answered 408.
+	errReadBody = errors.New("read body")
+)
 
 func badRequest(err error) error { return fmt.Errorf("%w: %w", errBadRequest, err) }
 
-// readBody reads a size-limited body; any failure but its size is the caller's.
+// readBody reads a size-limited body.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	body, err := httpserver.ReadBody(w, r, limit)
 	if err != nil && !errors.Is(err, httpserver.ErrTooLarge) {
-		err = badRequest(err)
+		err = fmt.Errorf("%w: %w", errReadBody, err)
 	}
 	return body, err
 }

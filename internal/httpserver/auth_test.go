@@ -1,11 +1,13 @@
 package httpserver_test
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -91,11 +93,79 @@ func TestLimitInFlight_ShedsPastTheLimitWithRetryAfter(t *testing.T) {
 	close(release)
 	wg.Wait()
 
-	rec = httptest.NewRecorder()
 	h2 := httpserver.LimitInFlight(1)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
-	h2.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
-	h2.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
-	assert.Equal(t, http.StatusNoContent, rec.Code, "slots are given back")
+	for i := range 3 {
+		rec = httptest.NewRecorder()
+		h2.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		assert.Equal(t, http.StatusNoContent, rec.Code, "request %d: slots are given back", i)
+	}
+}
+
+// trickle is a body that sends n bytes and then blocks until release.
+type trickle struct {
+	n       int
+	release chan struct{}
+}
+
+func (tr *trickle) Read(p []byte) (int, error) {
+	if tr.n == 0 {
+		<-tr.release
+		return 0, io.EOF
+	}
+	k := min(len(p), tr.n)
+	tr.n -= k
+	return k, nil
+}
+
+func TestReadBodyWithin_TakesTheBudgetAsBytesArrive(t *testing.T) {
+	t.Parallel()
+	b := httpserver.NewBudget(1 << 20)
+	// A client announces 900 KiB and sends 100 KiB: it holds what it sent.
+	tr := &trickle{n: 100 << 10, release: make(chan struct{})}
+	req := httptest.NewRequest(http.MethodPost, "/items", tr)
+	req.ContentLength = 900 << 10
+	type result struct {
+		data  []byte
+		taken int64
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		data, taken, err := httpserver.ReadBodyWithin(httptest.NewRecorder(), req, 4<<20, b)
+		done <- result{data, taken, err}
+	}()
+	const more = 1<<20 - 128<<10 + 1 // more than is left once it holds 128 KiB
+	require.Eventually(t, func() bool {
+		if b.TryTake(more) {
+			b.Give(more)
+			return false
+		}
+		return true
+	}, 5*time.Second, time.Millisecond, "the stalled upload holds about what it sent")
+	assert.True(t, b.TryTake(1<<20-256<<10), "and no more")
+	b.Give(1<<20 - 256<<10)
+	close(tr.release)
+	r := <-done
+	require.NoError(t, r.err)
+	assert.Len(t, r.data, 100<<10)
+	assert.Equal(t, int64(cap(r.data)), r.taken, "taken is what the buffer holds")
+	b.Give(r.taken)
+	assert.True(t, b.TryTake(1<<20), "all given back")
+}
+
+func TestReadBodyWithin_ShedsABodyTheBudgetCannotHold(t *testing.T) {
+	t.Parallel()
+	b := httpserver.NewBudget(256 << 10)
+	req := httptest.NewRequest(http.MethodPost, "/items", strings.NewReader(strings.Repeat("x", 300<<10)))
+	_, taken, err := httpserver.ReadBodyWithin(httptest.NewRecorder(), req, 4<<20, b)
+	require.ErrorIs(t, err, httpserver.ErrNoBudget)
+	b.Give(taken)
+	assert.True(t, b.TryTake(256<<10), "what it took is given back")
+
+	req = httptest.NewRequest(http.MethodPost, "/items", strings.NewReader(strings.Repeat("x", 300<<10)))
+	_, taken, err = httpserver.ReadBodyWithin(httptest.NewRecorder(), req, 200<<10, httpserver.NewBudget(1<<20))
+	require.ErrorIs(t, err, httpserver.ErrTooLarge)
+	assert.LessOrEqual(t, taken, int64(256<<10))
 }
 
 func TestBudget(t *testing.T) {

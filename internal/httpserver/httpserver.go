@@ -164,6 +164,47 @@ func (b *Budget) TryTake(n int64) bool {
 	return true
 }
 
+// ErrNoBudget reports a body whose bytes the shared budget cannot hold.
+var ErrNoBudget = errors.New("too many request bodies in flight; retry shortly")
+
+// budgetStep is how many bytes of a body are taken from a budget at once.
+const budgetStep = 64 << 10
+
+// ReadBodyWithin reads the whole body, up to limit bytes, taking its bytes
+// from b as they arrive: a slow or stalled upload holds only what it sent.
+// It returns the bytes taken, which the caller gives back once it no
+// longer holds the body, also on error. A body the budget cannot hold is
+// ErrNoBudget.
+func ReadBodyWithin(w http.ResponseWriter, r *http.Request, limit int64, b *Budget) (data []byte, taken int64, err error) {
+	body := http.MaxBytesReader(w, r.Body, limit)
+	data = []byte{}
+	for {
+		if len(data) == cap(data) {
+			// Grow by doubling, taking exactly what the new buffer adds.
+			grow := int64(max(cap(data), budgetStep))
+			if !b.TryTake(grow) {
+				return nil, taken, ErrNoBudget
+			}
+			taken += grow
+			bigger := make([]byte, len(data), int64(cap(data))+grow)
+			copy(bigger, data)
+			data = bigger
+		}
+		n, err := body.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		switch {
+		case err == io.EOF:
+			return data, taken, nil
+		case err != nil:
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, taken, fmt.Errorf("%w: limit is %d bytes", ErrTooLarge, limit)
+			}
+			return nil, taken, fmt.Errorf("read body: %w", err)
+		}
+	}
+}
+
 // Give returns n bytes taken before.
 func (b *Budget) Give(n int64) {
 	b.mu.Lock()

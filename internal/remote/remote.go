@@ -38,10 +38,19 @@ func (e *Error) Error() string {
 // rejection, it counts as unreachable, so the round goes on without it.
 func (e *Error) Refused() bool { return wire.IsRefusal(e.Code) && e.Code != wire.CodeNotReady }
 
-// Rejected reports a 4xx answer about the request rather than the peer
-// (400, 401, 404, 413, ...): the caller sent something the peer does not
-// take. It never means the peer failed. A 5xx answer is the peer's failure.
-func (e *Error) Rejected() bool { return e.Status/100 == 4 && !wire.IsRefusal(e.Code) }
+// Rejected reports an answer about the request rather than the peer: 400,
+// 404, 405, 413, 414 or 431 without a refusal code. The caller sent
+// something the peer does not take; it never means the peer failed. Any
+// other answer (401: a peer with another token; 408, 429: a peer or proxy
+// that could not serve; 5xx) is the peer's failure.
+func (e *Error) Rejected() bool {
+	switch e.Status {
+	case http.StatusBadRequest, http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusRequestEntityTooLarge,
+		http.StatusRequestURITooLong, http.StatusRequestHeaderFieldsTooLarge:
+		return !wire.IsRefusal(e.Code)
+	}
+	return false
+}
 
 // IsRejected reports whether err is an answer that rejects the request (see Error.Rejected).
 func IsRejected(err error) bool {

@@ -37,8 +37,9 @@ type Container struct {
 // advertise URL, http://<hostname>:8080.
 func (c Container) CounterID() string { return "http://" + c.Hostname + ":8080" }
 
-// PublicName is the name the public GET /counters lists the counter by.
-func (c Container) PublicName() string { return wire.CounterName(c.CounterID()) }
+// PublicName is the name the public GET /counters lists the counter by,
+// in a cluster whose token is token.
+func (c Container) PublicName(token string) string { return wire.CounterName(c.CounterID(), token) }
 
 // inspectFormat prints one line per container for parseContainers.
 const inspectFormat = `{{.Id}}|{{.Name}}|{{index .Config.Labels "com.docker.compose.container-number"}}|{{.Config.Hostname}}`

@@ -92,7 +92,8 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		port = p
 	}
-	env := append(slices.Clone(cfg.Env), clusterEnv(port, rand.Text()+rand.Text())...)
+	token := rand.Text() + rand.Text()
+	env := append(slices.Clone(cfg.Env), clusterEnv(port, token)...)
 	r := &runner{
 		out:     cfg.Out,
 		start:   time.Now(),
@@ -103,6 +104,7 @@ func Run(ctx context.Context, cfg Config) error {
 			Timeout: callTimeout,
 		},
 		model: newModel(),
+		token: token,
 	}
 	r.logf("cluster: project %s, %d counters, coordinator on 127.0.0.1:%d, HEALTH_INTERVAL=%s RECOVERY_TRIES=%d",
 		cfg.Project, counters, port, healthInterval, recoveryTries)
@@ -158,6 +160,8 @@ type runner struct {
 	model   *model
 	// counter[0] is counter 1: compose's replica number 1.
 	counter []Container
+	// token is the cluster's token (it keys the counters' public names).
+	token string
 }
 
 // step is one numbered step of the timeline.
@@ -303,7 +307,7 @@ func (r *runner) registered(ctx context.Context) (string, error) {
 		slices.Sort(ids)
 		var want []string
 		for _, c := range r.counter {
-			want = append(want, c.PublicName()+" live")
+			want = append(want, c.PublicName(r.token)+" live")
 		}
 		slices.Sort(want)
 		return slices.Equal(ids, want), "counters: " + strings.Join(ids, ", "), nil
@@ -433,7 +437,7 @@ func (r *runner) incarnations(ctx context.Context) (map[int]string, error) {
 	}
 	inc := make(map[int]string)
 	for i, c := range r.counter {
-		if m, ok := find(cs, c); ok {
+		if m, ok := find(cs, c, r.token); ok {
 			inc[i] = m.Incarnation
 		}
 	}
@@ -445,9 +449,9 @@ func join(saw ...string) string {
 	return strings.Join(slices.DeleteFunc(saw, func(s string) bool { return s == "" }), "; ")
 }
 
-func find(cs wire.CountersResponse, c Container) (wire.CounterInfo, bool) {
+func find(cs wire.CountersResponse, c Container, token string) (wire.CounterInfo, bool) {
 	for _, m := range cs.Counters {
-		if m.Name == c.PublicName() {
+		if m.Name == c.PublicName(token) {
 			return m, true
 		}
 	}
@@ -473,7 +477,7 @@ func (r *runner) await(ctx context.Context, i int, timeout time.Duration, cond f
 		if err != nil {
 			return false, err.Error(), nil
 		}
-		m, ok := find(cs, r.counter[i])
+		m, ok := find(cs, r.counter[i], r.token)
 		return cond(m, ok), fmt.Sprintf("counter %d %s", i+1, describe(m, ok)), nil
 	})
 	return time.Since(begin), saw, err

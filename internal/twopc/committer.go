@@ -107,8 +107,17 @@ type Config struct {
 	// QueueSize caps the requests waiting for a round; past it Submit
 	// returns ErrOverloaded at once.
 	QueueSize int
-	// CallTimeout bounds each call to a participant.
+	// MaxQueueBytes caps the encoded bytes of the batches the committer
+	// holds, from Submit until the request is answered (a caller that gave
+	// up leaves its batch queued); past it Submit returns ErrOverloaded.
+	MaxQueueBytes int64
+	// CallTimeout bounds each call to a participant, plus one second per
+	// BytesPerSecond bytes of the round's prepare: a large round takes
+	// longer to send, decode and apply, and is not a failure.
 	CallTimeout time.Duration
+	// BytesPerSecond is the rate a participant is expected to handle at
+	// least (16 MiB/s when zero).
+	BytesPerSecond int
 	// CommitAttempts is how often a commit is sent before its participant
 	// is given up as failed.
 	CommitAttempts int
@@ -141,6 +150,7 @@ type Committer struct {
 	ops     chan op
 	stopped chan struct{}
 	pos     atomic.Pointer[Position]
+	held    atomic.Int64 // bytes of the batches submitted and not yet answered
 }
 
 // New returns a committer; it does nothing until Run.
@@ -161,6 +171,12 @@ func New(cfg Config, cluster Cluster, transport Transport, logger *slog.Logger) 
 	}
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 1024
+	}
+	if cfg.MaxQueueBytes <= 0 {
+		cfg.MaxQueueBytes = 256 << 20
+	}
+	if cfg.BytesPerSecond <= 0 {
+		cfg.BytesPerSecond = 16 << 20
 	}
 	c := &Committer{
 		cfg:       cfg,
@@ -214,9 +230,15 @@ func (c *Committer) enqueue(ctx context.Context, r *request) error {
 		return ErrStopped
 	default:
 	}
+	size := int64(len(r.batch.JSON))
+	if c.held.Add(size) > c.cfg.MaxQueueBytes && size > 0 {
+		c.held.Add(-size)
+		return ErrOverloaded
+	}
 	select {
 	case c.requests <- r:
 	default:
+		c.held.Add(-size)
 		return ErrOverloaded
 	}
 	select {
@@ -258,13 +280,25 @@ func (c *Committer) Do(ctx context.Context, fn func(ctx context.Context, pos *Po
 }
 
 // Run starts the loop at position start and returns when ctx ends. A round
-// in flight when ctx ends is finished first (its calls have timeouts).
+// in flight when ctx ends is finished first (its calls have timeouts);
+// requests not yet in a round get ErrStopped.
 func (c *Committer) Run(ctx context.Context, start Position) {
 	c.setPos(start)
 	defer c.drain()
 	work := context.WithoutCancel(ctx)
 	for {
 		if r := c.next; r != nil {
+			// A request left over from the last round starts the next one,
+			// but neither the end of ctx nor an op waits behind it: under
+			// a steady load every round leaves one over.
+			select {
+			case <-ctx.Done():
+				return
+			case o := <-c.ops:
+				c.runOp(work, o)
+				continue
+			default:
+			}
 			c.next = nil
 			c.round(work, c.collect(r))
 			continue
@@ -273,27 +307,37 @@ func (c *Committer) Run(ctx context.Context, start Position) {
 		case <-ctx.Done():
 			return
 		case o := <-c.ops:
-			pos := c.Position()
-			err := o.fn(work, &pos)
-			c.setPos(pos)
-			o.done <- err
+			c.runOp(work, o)
 		case r := <-c.requests:
 			c.round(work, c.collect(r))
 		}
 	}
 }
 
+func (c *Committer) runOp(ctx context.Context, o op) {
+	pos := c.Position()
+	err := o.fn(ctx, &pos)
+	c.setPos(pos)
+	o.done <- err
+}
+
+// answer gives a request its outcome and releases what it held.
+func (c *Committer) answer(r *request, err error) {
+	c.held.Add(-int64(len(r.batch.JSON)))
+	r.done <- err
+}
+
 // drain fails the requests still queued when the loop stops.
 func (c *Committer) drain() {
 	close(c.stopped)
 	if c.next != nil {
-		c.next.done <- ErrStopped
+		c.answer(c.next, ErrStopped)
 		c.next = nil
 	}
 	for {
 		select {
 		case r := <-c.requests:
-			r.done <- ErrStopped
+			c.answer(r, ErrStopped)
 		default:
 			return
 		}
@@ -343,7 +387,7 @@ func (c *Committer) round(ctx context.Context, batch []*request) {
 	}
 	err := c.runRound(ctx, batches, items)
 	for _, r := range batch {
-		r.done <- err
+		c.answer(r, err)
 	}
 }
 
@@ -377,8 +421,9 @@ func (c *Committer) runRound(ctx context.Context, batches []wire.Batch, items in
 	}
 
 	// Phase one.
+	timeout := c.callTimeout(len(body))
 	errs := c.each(ctx, peers, func(ctx context.Context, p Peer) error {
-		ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		return c.transport.Prepare(ctx, p.ID, body)
 	})
@@ -401,13 +446,13 @@ func (c *Committer) runRound(ctx context.Context, batches []wire.Batch, items in
 		}
 	}
 	if len(rejections) > 0 {
-		c.abort(ctx, id, pos, peers)
+		c.abort(ctx, id, pos, peers, timeout)
 		cause := errors.Join(rejections...)
 		logger.Error("round aborted: a counter rejected its prepare", "err", cause)
 		return fmt.Errorf("%w: %w", ErrRejected, cause)
 	}
 	if len(refusals) > 0 || countLive(voters) < need {
-		c.abort(ctx, id, pos, peers)
+		c.abort(ctx, id, pos, peers, timeout)
 		cause := errors.Join(refusals...)
 		if cause == nil {
 			cause = fmt.Errorf("%d live counters prepared, %d needed", countLive(voters), need)
@@ -417,7 +462,7 @@ func (c *Committer) runRound(ctx context.Context, batches []wire.Batch, items in
 	}
 
 	if err := c.cluster.Committing(id, pos.ClusterID, voters); err != nil {
-		c.abort(ctx, id, pos, peers)
+		c.abort(ctx, id, pos, peers, timeout)
 		logger.Error("round aborted: cannot record its holders", "err", err)
 		return fmt.Errorf("%w: %w", ErrAborted, err)
 	}
@@ -434,7 +479,7 @@ func (c *Committer) runRound(ctx context.Context, batches []wire.Batch, items in
 		for range c.cfg.CommitAttempts {
 			// Each attempt has its own deadline: a retry after a timeout
 			// gets the whole CallTimeout again.
-			actx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+			actx, cancel := context.WithTimeout(ctx, timeout)
 			err = c.transport.Commit(actx, p.ID, commit)
 			cancel()
 			if err == nil || isRefusal(err) || isRejection(err) {
@@ -476,14 +521,20 @@ func (c *Committer) runRound(ctx context.Context, batches []wire.Batch, items in
 	return nil
 }
 
+// callTimeout is the deadline of each call of a round whose prepare is
+// size bytes: a participant decodes, stages and applies it.
+func (c *Committer) callTimeout(size int) time.Duration {
+	return c.cfg.CallTimeout + time.Duration(size)*time.Second/time.Duration(c.cfg.BytesPerSecond)
+}
+
 // abort decides abort and tells every participant. Delivery is best effort:
 // the decision also travels with the next prepare.
-func (c *Committer) abort(ctx context.Context, id wire.RoundID, pos Position, peers []Peer) {
+func (c *Committer) abort(ctx context.Context, id wire.RoundID, pos Position, peers []Peer, timeout time.Duration) {
 	pos.Last = wire.Decision{Round: id}
 	c.setPos(pos)
 	req := wire.DecisionRequest{Round: id, Stable: pos.Stable}
 	c.each(ctx, peers, func(ctx context.Context, p Peer) error {
-		ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		return c.transport.Abort(ctx, p.ID, req)
 	})

@@ -449,3 +449,114 @@ func TestCommitter_StableIsPublishedOnlyAfterTheHoldersAreRecorded(t *testing.T)
 	assert.Equal(t, uint64(2), c.Position().Stable, "a round whose holders are not recorded is not published stable")
 	assert.Equal(t, uint64(3), c.Position().Committed.Seq, "it is committed all the same")
 }
+
+// TestCommitter_DoIsNotStarvedByRequestsLeftOverFromEachRound is the
+// regression test of a loop that, while every round left one request over
+// for the next (requests larger than half a round), never picked an op or
+// the end of its context: joins and promotions waited for the load to stop.
+func TestCommitter_DoIsNotStarvedByRequestsLeftOverFromEachRound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		net, cl := newFakeNet(), &fakeCluster{peers: live("a")}
+		c := twopc.New(twopc.Config{MinLive: 1, MaxBatchItems: 10, CallTimeout: time.Second, NewTxID: func() string { return "tx" }},
+			cl, &slowNet{net}, slog.New(slog.DiscardHandler))
+		ctx, cancel := context.WithCancel(context.Background())
+		runDone := make(chan struct{})
+		go func() { c.Run(ctx, twopc.Position{Epoch: 1}); close(runDone) }()
+
+		const workers, each = 16, 50
+		var submitted atomic.Int64
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for k := range each {
+					// 6 items: two never fit in one round of 10.
+					its := make([]wire.Item, 6)
+					for i := range its {
+						its[i] = item("t", fmt.Sprintf("%d-%d-%d", w, k, i))
+					}
+					_ = c.Submit(context.Background(), batch(its...))
+					submitted.Add(1)
+				}
+			})
+		}
+		time.Sleep(20 * time.Millisecond) // the load is under way (fake time)
+		require.NoError(t, c.Do(context.Background(), func(context.Context, *twopc.Position) error { return nil }))
+		assert.Less(t, submitted.Load(), int64(workers*each/2), "the op ran between rounds, not after the load")
+		cancel()
+		<-runDone // Run returns while requests are still coming
+		wg.Wait() // the rest get ErrStopped
+	})
+}
+
+// slowNet takes 2 ms per prepare.
+type slowNet struct{ *fakeNet }
+
+func (s *slowNet) Prepare(ctx context.Context, id string, body []byte) error {
+	time.Sleep(2 * time.Millisecond)
+	return s.fakeNet.Prepare(ctx, id, body)
+}
+
+// TestCommitter_QueuedBytesAreBoundedUntilAnswered: the bytes of the
+// batches the committer holds are bounded, from Submit until the request
+// is answered, even when its caller gave up waiting.
+func TestCommitter_QueuedBytesAreBoundedUntilAnswered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		net, cl := newFakeNet(), &fakeCluster{peers: live("a")}
+		one := batch(item("t", "0123456789012345678901234567890123456789")) // ~60 bytes
+		c := twopc.New(twopc.Config{MinLive: 1, CallTimeout: time.Second, MaxQueueBytes: int64(len(one.JSON)) * 3 / 2,
+			NewTxID: func() string { return "tx" }}, cl, net, slog.New(slog.DiscardHandler))
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go c.Run(ctx, twopc.Position{Epoch: 1})
+		net.block = make(chan struct{})
+		gaveUp, stop := context.WithCancel(context.Background())
+		first := make(chan error, 1)
+		go func() { first <- c.Submit(gaveUp, one) }()
+		synctest.Wait() // in a round, blocked in prepare
+		stop()          // its caller gives up: the batch is still held
+		require.ErrorIs(t, <-first, twopc.ErrOutcomeUnknown)
+		require.ErrorIs(t, c.Submit(context.Background(), one), twopc.ErrOverloaded, "the bytes are still held")
+		close(net.block)
+		synctest.Wait() // the round ends and releases them
+		require.NoError(t, c.Submit(context.Background(), one))
+	})
+}
+
+// deadlineNet records the time each prepare and commit has left.
+type deadlineNet struct {
+	*fakeNet
+	mu   sync.Mutex
+	left []time.Duration
+}
+
+func (d *deadlineNet) Prepare(ctx context.Context, id string, body []byte) error {
+	dl, _ := ctx.Deadline()
+	d.mu.Lock()
+	d.left = append(d.left, time.Until(dl))
+	d.mu.Unlock()
+	return d.fakeNet.Prepare(ctx, id, body)
+}
+
+// TestCommitter_LargeRoundsGetTimeInProportion is the regression test of
+// valid large rounds whose prepare took longer than the fixed call timeout
+// to send and decode: every counter was marked dead. Each call gets
+// CallTimeout plus one second per BytesPerSecond of the prepare.
+func TestCommitter_LargeRoundsGetTimeInProportion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dn := &deadlineNet{fakeNet: newFakeNet()}
+		c := twopc.New(twopc.Config{MinLive: 1, CallTimeout: time.Second, BytesPerSecond: 1 << 20, NewTxID: func() string { return "tx" }},
+			&fakeCluster{peers: live("a")}, dn, slog.New(slog.DiscardHandler))
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go c.Run(ctx, twopc.Position{Epoch: 1})
+		require.NoError(t, c.Submit(t.Context(), batch(item("t", "small"))))
+		big := make([]wire.Item, 4000)
+		for i := range big {
+			big[i] = item("t", fmt.Sprintf("%01000d", i)) // ~4 MiB encoded
+		}
+		require.NoError(t, c.Submit(t.Context(), batch(big...)))
+		require.Len(t, dn.left, 2)
+		assert.Equal(t, time.Second, dn.left[0].Round(10*time.Millisecond), "a small round: the call timeout")
+		assert.InDelta(t, 5.0, dn.left[1].Seconds(), 0.2, "4 MiB at 1 MiB/s: four seconds more")
+	})
+}

@@ -227,8 +227,9 @@ type Batch struct {
 }
 
 // EncodeBatch encodes items. It does not escape <, > and &: the encoding is
-// at most twice the size of the strings it holds (U+2028, U+2029 and
-// control characters are escaped), never the six times HTML escaping costs.
+// at most twice the size of the JSON the items were decoded from (a raw
+// U+2028 or U+2029, 3 bytes, becomes a 6-byte escape; control characters
+// arrived escaped already), never the six times HTML escaping costs.
 func EncodeBatch(items []Item) Batch {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

@@ -119,7 +119,28 @@ func TestEncodeBatch_RoundTripsWithoutHTMLEscaping(t *testing.T) {
 	require.NoError(t, err, "%s", body)
 	assert.Equal(t, append(items, items[0]), req.Items)
 	assert.Equal(t, []string{"http://c:8080"}, req.View)
-	assert.LessOrEqual(t, len(body)-len(`{"round":{"epoch":1,"seq":1},"stable":0,"view":[]}`), wire.PrepareOverhead(1)+2*len(b.JSON)+len(wire.EncodeBatch(items[:1]).JSON))
+}
+
+// TestPrepareOverhead_BoundsTheLargestEnvelope: the bytes of a prepare other
+// than its items stay within PrepareOverhead for the largest round ids and
+// a view of the longest URLs, so rounds cut by it never pass MAX_ROUND_BYTES.
+func TestPrepareOverhead_BoundsTheLargestEnvelope(t *testing.T) {
+	big := wire.RoundID{Epoch: wire.MaxEpoch, Seq: wire.MaxSeq, TxID: strings.Repeat("t", wire.MaxTokenBytes)}
+	for _, views := range []int{1, 3, 64, wire.MaxView} {
+		view := make([]string, views)
+		for i := range view {
+			u := fmt.Sprintf("https://%d.", i)
+			view[i] = u + strings.Repeat("h", wire.MaxURLBytes-len(u))
+		}
+		items := wire.EncodeBatch([]wire.Item{{ID: "a", Tenant: "t"}})
+		body := wire.EncodePrepare(wire.PrepareRequest{Round: big, Stable: wire.MaxSeq, Prev: &wire.Decision{Round: big, Commit: true}, View: view},
+			[]wire.Batch{items})
+		_, err := wire.DecodePrepare(body)
+		require.NoError(t, err)
+		envelope := len(body) - len(items.JSON)
+		assert.LessOrEqual(t, envelope, wire.PrepareOverhead(views), "%d views", views)
+		assert.Greater(t, envelope, wire.PrepareOverhead(views)*3/4, "%d views: the bound is not loose", views)
+	}
 }
 
 func TestParseTenant(t *testing.T) {

@@ -3,6 +3,7 @@
 package wire
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -241,11 +242,14 @@ type CounterInfo struct {
 	LastError string `json:"last_error,omitempty"`
 }
 
-// CounterName is the public name of the counter whose URL is id: stable
-// for as long as its URL is, and telling nothing of the internal network.
-func CounterName(id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return "counter-" + hex.EncodeToString(sum[:5])
+// CounterName is the public name of the counter whose URL is id: an HMAC
+// of the URL keyed with the cluster token, stable for as long as both are.
+// Without the token it cannot be told from a guessed URL. (Without a token,
+// insecure, it is a plain hash: guessable URLs can be found by trying.)
+func CounterName(id, token string) string {
+	mac := hmac.New(sha256.New, []byte(token))
+	mac.Write([]byte(id))
+	return "counter-" + hex.EncodeToString(mac.Sum(nil)[:5])
 }
 
 // CountersResponse answers the coordinator's GET /counters.
