@@ -102,6 +102,8 @@ func checkSets(ops []Op, present map[string]map[string]bool) []Violation {
 	var out []Violation
 	acked := make(map[string]map[string]bool)
 	possible := make(map[string]map[string]bool)
+	type tally struct{ present, total int }
+	batches := make(map[int]*tally) // requests across tenants whose outcome is unknown
 	for _, op := range ops {
 		if op.Kind != Add || op.Outcome == Failed {
 			continue
@@ -123,6 +125,19 @@ func checkSets(ops []Op, present map[string]map[string]bool) []Violation {
 				out = append(out, Violation{Check: "atomic batch", Tenant: op.Tenant,
 					Detail: fmt.Sprintf("%d of the ids %v are present", n, op.IDs)})
 			}
+			if op.Batch != 0 {
+				if batches[op.Batch] == nil {
+					batches[op.Batch] = &tally{}
+				}
+				batches[op.Batch].present += n
+				batches[op.Batch].total += len(op.IDs)
+			}
+		}
+	}
+	for id, b := range batches {
+		if b.present != 0 && b.present != b.total {
+			out = append(out, Violation{Check: "atomic batch", Tenant: "*",
+				Detail: fmt.Sprintf("request %d across tenants: %d of its %d ids are present", id, b.present, b.total)})
 		}
 	}
 	for tenant, ids := range acked {

@@ -150,3 +150,32 @@ func TestCheck_UnknownAddSettledByItsRetry(t *testing.T) {
 	r := Check(ops, final("t", "a"), time.Second)
 	assert.Contains(t, checks(r), "linearizability")
 }
+
+// TestCheck_ARequestAcrossTenantsIsAtomicAsAWhole: the ops of one request
+// across tenants (same Batch) are checked per tenant for linearizability,
+// and all or nothing as one for an unknown outcome.
+func TestCheck_ARequestAcrossTenantsIsAtomicAsAWhole(t *testing.T) {
+	both := func(outcome Outcome) []Op {
+		a := addOp(0, "t", 0, 10, outcome, "a1", "a2")
+		b := addOp(0, "u", 0, 10, outcome, "b1")
+		a.Batch, b.Batch = 7, 7
+		return []Op{a, b, readOp(1, "t", 11, 12, 2), readOp(1, "u", 11, 12, 1)}
+	}
+	twoTenants := func(t, u []string) Final {
+		return Final{
+			Counts: map[string]int64{"t": int64(len(t)), "u": int64(len(u))},
+			IDs:    map[string]map[string][]string{"t": {"c1": t, "c2": t}, "u": {"c1": u, "c2": u}},
+		}
+	}
+	r := Check(both(OK), twoTenants([]string{"a1", "a2"}, []string{"b1"}), time.Second)
+	assert.Empty(t, r.Violations)
+	assert.Equal(t, porcupine.Ok, r.Linearizable)
+
+	unknown := both(Unknown)[:2] // no reads: only the set check speaks
+	r = Check(unknown, twoTenants([]string{"a1", "a2"}, nil), time.Second)
+	assert.Contains(t, checks(r), "atomic batch", "t's part applied, u's not")
+	r = Check(unknown, twoTenants([]string{"a1", "a2"}, []string{"b1"}), time.Second)
+	assert.Empty(t, r.Violations, "all of it")
+	r = Check(unknown, twoTenants(nil, nil), time.Second)
+	assert.Empty(t, r.Violations, "none of it")
+}

@@ -38,12 +38,18 @@ const (
 )
 
 // Op is one client operation with its invocation and completion times on
-// the history's clock. Adds carry the ids of one tenant.
+// the history's clock. Adds carry the ids of one tenant: a request across
+// tenants is recorded as one Op per tenant, with the same times, outcome
+// and Batch, so each tenant's history stays exact for the per-tenant
+// linearizability check, and the batch is checked all-or-nothing as one.
 type Op struct {
-	Client  int
-	Kind    Kind
-	Tenant  string
-	IDs     []string
+	Client int
+	Kind   Kind
+	Tenant string
+	IDs    []string
+	// Batch links the Ops of one request across tenants; 0 for a request
+	// of one tenant.
+	Batch   int
 	Count   int64 // the read's answer
 	Outcome Outcome
 	Call    int64

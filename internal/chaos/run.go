@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,7 +44,8 @@ type Config struct {
 	Attackers int
 	// CheckTimeout bounds porcupine.
 	CheckTimeout time.Duration
-	// ArtifactDir receives the HTML visualisation of a failed run.
+	// ArtifactDir receives the HTML visualisation of a failed run and, when
+	// Logger is nil, every node's debug log of it.
 	ArtifactDir string
 	Logger      *slog.Logger
 }
@@ -89,6 +91,12 @@ func (r Result) Failed() bool { return len(r.Report.Violations) > 0 }
 // Run starts a cluster, runs clients and the nemesis for cfg.Duration,
 // heals every fault, lets the cluster settle, and checks the history.
 func Run(t clustertest.T, cfg Config) Result {
+	// Keep the run's log in memory, to write it only if the run fails.
+	var runLog *lockedBuffer
+	if cfg.Logger == nil && cfg.ArtifactDir != "" {
+		runLog = &lockedBuffer{}
+		cfg.Logger = slog.New(slog.NewTextHandler(runLog, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	cfg = cfg.withDefaults()
 	res := Result{Seed: cfg.Seed}
 	var memberChanges atomic.Int64
@@ -124,11 +132,11 @@ func Run(t clustertest.T, cfg Config) Result {
 	loadCtx, stop := context.WithTimeout(ctx, cfg.Duration)
 	defer stop()
 	var wg sync.WaitGroup
-	var clientIDs atomic.Int64
+	var clientIDs, batches atomic.Int64
 	clientIDs.Store(int64(cfg.Clients))
 	for i := range cfg.Clients {
 		wg.Go(func() {
-			w := &worker{c: c, h: h, id: i, next: &clientIDs, tenants: tenants,
+			w := &worker{c: c, h: h, id: i, next: &clientIDs, tenants: tenants, batches: &batches,
 				rng: rand.New(rand.NewPCG(cfg.Seed, uint64(100+i)))}
 			w.run(loadCtx, cfg.MaxOpsPerClient)
 		})
@@ -162,6 +170,9 @@ func Run(t clustertest.T, cfg Config) Result {
 	}
 	if res.Failed() && cfg.ArtifactDir != "" {
 		res.Artifact = writeArtifacts(cfg, res, n.annotations, ops)
+		if runLog != nil {
+			_ = os.WriteFile(filepath.Join(cfg.ArtifactDir, fmt.Sprintf("chaos-seed-%d.log", cfg.Seed)), runLog.Bytes(), 0o644)
+		}
 	}
 	return res
 }
@@ -249,7 +260,14 @@ type worker struct {
 	tenants []string
 	rng     *rand.Rand
 	seq     int
-	unknown []Op // adds to retry
+	unknown [][]part // adds to retry
+	batches *atomic.Int64
+}
+
+// part is the ids of one tenant in an add.
+type part struct {
+	tenant string
+	ids    []string
 }
 
 func (w *worker) run(ctx context.Context, maxOps int) {
@@ -269,14 +287,15 @@ func (w *worker) run(ctx context.Context, maxOps int) {
 		case r < 0.3 && len(w.unknown) > 0:
 			retry := w.unknown[0]
 			w.unknown = w.unknown[1:]
-			w.add(ctx, retry.Tenant, retry.IDs)
+			w.add(ctx, retry)
 		case r < 0.55:
-			ids := make([]string, 1+w.rng.IntN(3))
-			for i := range ids {
-				w.seq++
-				ids[i] = fmt.Sprintf("w%d-%d", w.id, w.seq)
+			parts := []part{{tenant: tenant, ids: w.ids(1 + w.rng.IntN(3))}}
+			if len(w.tenants) > 1 && w.rng.IntN(3) == 0 {
+				// A request across two tenants: atomic as a whole.
+				other := w.tenants[(slices.Index(w.tenants, tenant)+1+w.rng.IntN(len(w.tenants)-1))%len(w.tenants)]
+				parts = append(parts, part{tenant: other, ids: w.ids(1 + w.rng.IntN(2))})
 			}
-			w.add(ctx, tenant, ids)
+			w.add(ctx, parts)
 		default:
 			w.read(ctx, tenant)
 		}
@@ -287,29 +306,51 @@ func (w *worker) run(ctx context.Context, maxOps int) {
 // to give up on a paused counter, so most outcomes are known.
 const opTimeout = 3 * time.Second
 
-func (w *worker) add(ctx context.Context, tenant string, ids []string) {
-	its := make([]wire.Item, len(ids))
-	for i, id := range ids {
-		its[i] = wire.Item{ID: id, Tenant: tenant}
+// ids returns n fresh ids of this worker.
+func (w *worker) ids(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		w.seq++
+		ids[i] = fmt.Sprintf("w%d-%d", w.id, w.seq)
 	}
-	op := Op{Client: w.id, Kind: Add, Tenant: tenant, IDs: ids, Call: w.h.Now()}
+	return ids
+}
+
+// add posts one request with the ids of every part, and records it as one
+// Op per tenant.
+func (w *worker) add(ctx context.Context, parts []part) {
+	var its []wire.Item
+	for _, p := range parts {
+		for _, id := range p.ids {
+			its = append(its, wire.Item{ID: id, Tenant: p.tenant})
+		}
+	}
+	batch := 0
+	if len(parts) > 1 {
+		batch = int(w.batches.Add(1))
+	}
+	call := w.h.Now()
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
 	resp, err := w.c.Add(rctx, its...)
 	cancel()
-	op.Return = w.h.Now()
+	ret := w.h.Now()
+	var outcome Outcome
 	switch {
 	case err == nil && resp.Status == http.StatusOK:
-		op.Outcome = OK
-	case err == nil && resp.Status == http.StatusServiceUnavailable && resp.Error().Code == wire.CodeUnavailable:
-		op.Outcome = Failed // the coordinator promises nothing was applied
+		outcome = OK
+	case err == nil && resp.Status == http.StatusServiceUnavailable &&
+		(resp.Error().Code == wire.CodeUnavailable || resp.Error().Code == wire.CodeOverloaded):
+		outcome = Failed // the coordinator promises nothing was applied
 	case errors.Is(err, syscall.ECONNREFUSED):
-		op.Outcome = Failed // never delivered: the coordinator was down
+		outcome = Failed // never delivered: the coordinator was down
 	default:
-		op.Outcome = Unknown
+		outcome = Unknown
 	}
-	w.h.Record(op)
-	if op.Outcome == Unknown {
-		w.unknown = append(w.unknown, op)
+	for _, p := range parts {
+		w.h.Record(Op{Client: w.id, Kind: Add, Tenant: p.tenant, IDs: p.ids, Batch: batch, Call: call, Return: ret, Outcome: outcome})
+	}
+	if outcome == Unknown {
+		w.unknown = append(w.unknown, parts)
 		// Like Jepsen: a client whose op may still take effect is replaced
 		// by a new one, so its ops stay sequential in the history.
 		w.id = int(w.next.Add(1)) - 1
@@ -373,7 +414,7 @@ func (n *nemesis) inject(ctx context.Context) {
 	dur := time.Duration(100+n.rng.IntN(600)) * time.Millisecond
 	var desc string
 	var heal func()
-	switch k := n.rng.IntN(100); {
+	switch k := n.rng.IntN(125); {
 	case k < 20:
 		// Crash a counter, losing its state. Only while every counter is
 		// live, so at least one copy of the data always survives.
@@ -407,10 +448,60 @@ func (n *nemesis) inject(ctx context.Context) {
 		// Commits reach this counter late: the others apply a round first.
 		rm := c.Faults.Add(clustertest.Rule{Host: node.Host(), Path: "/internal/commit", Fault: clustertest.Delay, Delay: time.Duration(20+n.rng.IntN(150)) * time.Millisecond})
 		desc, heal = "delay commits to "+node.Name, rm
-	default:
+	case k < 100:
 		c.Coordinator.Stop()
 		c.Coordinator.Start(nopT{})
 		desc, heal, dur = "restart coordinator", func() {}, 0
+	// Faults aimed at bringing counters up to date.
+	case k < 105:
+		// A snapshot source stops sending: the transfer must move on.
+		rm := c.Faults.Add(clustertest.Rule{Host: node.Host(), Path: "/internal/snapshot", Fault: clustertest.Hold})
+		desc, heal = "pause snapshots from "+node.Name, rm
+	case k < 110:
+		// Installs into a counter hang while its health checks fail: it
+		// is marked dead mid-install and synced again, and the old stream
+		// arrives late, into the newer session.
+		rm := c.Faults.Add(clustertest.Rule{Host: node.Host(), Path: "/internal/install", Fault: clustertest.Hold})
+		rm2 := c.Faults.Add(clustertest.Rule{Host: node.Host(), Path: "/internal/status", Fault: clustertest.Drop})
+		desc, heal = "stall installs into "+node.Name+" and fail its checks", func() { rm2(); rm() }
+	case k < 115:
+		// While a counter is being synced, every live counter pauses: the
+		// promotion round dies with the last live counter.
+		if c.LiveCount(ctx) == n.counters {
+			return
+		}
+		var rms []func()
+		for _, m := range c.Counters {
+			if c.State(ctx, m) == "live" {
+				rms = append(rms, c.Faults.Add(clustertest.Rule{Host: m.Host(), Fault: clustertest.Hold}),
+					c.Faults.Add(clustertest.Rule{From: m.Name, Fault: clustertest.Hold}))
+			}
+		}
+		desc, heal = "pause every live counter during a sync", func() {
+			for _, rm := range rms {
+				rm()
+			}
+		}
+	case k < 120:
+		// The coordinator cannot write its state file: rounds whose
+		// holders change abort, a recovery exits the coordinator.
+		restore, err := c.BreakStateFile()
+		if err != nil {
+			return
+		}
+		desc, heal = "fail the coordinator's state file", func() {
+			restore()
+			if c.Coordinator.Exited() {
+				c.Coordinator.Stop()
+				c.Coordinator.Start(nopT{})
+			}
+		}
+	default:
+		// Two syncs of one counter at the same join seq: it is marked
+		// dead (checks fail) right after it joined, while the cluster
+		// is idle, and synced again.
+		rm := c.Faults.Add(clustertest.Rule{Host: node.Host(), Path: "/internal/status", Fault: clustertest.Drop})
+		desc, heal = "fail the checks of "+node.Name, rm
 	}
 	start := n.h.Now()
 	n.mu.Lock()
@@ -449,6 +540,9 @@ func (n *nemesis) healAll(t clustertest.T) {
 	}
 	n.c.Faults.Clear()
 	for _, node := range append([]*clustertest.Node{n.c.Coordinator}, n.c.Counters...) {
+		if node.Exited() {
+			node.Stop()
+		}
 		if !node.Running() {
 			node.Start(t)
 		}
@@ -486,4 +580,23 @@ func abuseViolations(attackers []*attacker, ops []Op, memberChanges int64) []Vio
 		vs = append(vs, Violation{Check: "abuse", Tenant: "*", Detail: fmt.Sprintf("%d of %d operations of ordinary clients failed", failed, len(ops))})
 	}
 	return vs
+}
+
+// lockedBuffer is a buffer the nodes' loggers share.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// Bytes returns what was written.
+func (b *lockedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
 }

@@ -117,6 +117,7 @@ type Cluster struct {
 
 	opts     Options
 	counters *remote.Counters
+	dataDir  string // the coordinator's DATA_DIR
 }
 
 // Node is one process of the cluster: it can be stopped and started again
@@ -136,6 +137,7 @@ type Node struct {
 	first  []net.Listener // bound at creation, used by the first Start
 	cancel context.CancelFunc
 	done   chan error
+	exited chan struct{} // closed when the process has returned
 }
 
 // Start runs a cluster for the duration of the test.
@@ -153,7 +155,8 @@ func Start(t T, opts Options) *Cluster {
 	if err != nil {
 		t.Fatalf("coordinator data dir: %v", err)
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(dataDir) })
+	c.dataDir = dataDir
+	t.Cleanup(func() { _ = os.RemoveAll(dataDir + ".off"); _ = os.RemoveAll(dataDir) })
 	c.Coordinator = c.newNode(t, "coordinator", 2, func(ctx context.Context, lns []net.Listener, _ string) error {
 		cfg := CoordinatorConfig(opts)
 		cfg.DataDir = dataDir
@@ -289,8 +292,12 @@ func (n *Node) Start(t T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- n.run(ctx, lns) }()
-	n.cancel, n.done = cancel, done
+	exited := make(chan struct{})
+	go func() {
+		done <- n.run(ctx, lns)
+		close(exited)
+	}()
+	n.cancel, n.done, n.exited = cancel, done, exited
 }
 
 // listenAgain binds addr, retrying while the previous run releases it.
@@ -318,7 +325,39 @@ func (n *Node) Stop() {
 	}
 	n.cancel()
 	<-n.done
-	n.cancel, n.done = nil, nil
+	n.cancel, n.done, n.exited = nil, nil, nil
+}
+
+// Exited reports whether the node was started and its process has
+// returned by itself (a coordinator whose recovery failed).
+func (n *Node) Exited() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.exited == nil {
+		return false
+	}
+	select {
+	case <-n.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// BreakStateFile makes the coordinator's state file impossible to write,
+// and to read, its directory replaced by a file, until restore is called.
+func (c *Cluster) BreakStateFile() (restore func(), err error) {
+	off := c.dataDir + ".off"
+	if err := os.Rename(c.dataDir, off); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(c.dataDir, nil, 0o600); err != nil {
+		return nil, err
+	}
+	return func() {
+		_ = os.Remove(c.dataDir)
+		_ = os.Rename(off, c.dataDir)
+	}, nil
 }
 
 // Running reports whether the node runs.

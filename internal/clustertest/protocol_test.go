@@ -1,6 +1,8 @@
 package clustertest_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -87,4 +89,68 @@ func TestCluster_CountersRefuseTheReplacedCoordinatorOnceTheyRegister(t *testing
 	require.Eventually(t, func() bool { return c.LiveCount(t.Context()) == len(c.Counters) }, waitFor, tick)
 	mustAdd(t, c, items("acme", "b")...)
 	assert.Equal(t, int64(2), mustCount(t, c, "acme"))
+}
+
+// TestCluster_APausedSnapshotSourceIsSwapped: a snapshot source that stops
+// sending (paused) is given up after 5 × COUNTER_TIMEOUT without progress
+// and another live counter serves the snapshot; the sync does not wait for
+// SYNC_TIMEOUT.
+func TestCluster_APausedSnapshotSourceIsSwapped(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{SyncTimeout: 5 * time.Minute, RecoveryTries: 1000})
+	mustAdd(t, c, items("acme", "a", "b")...)
+	joiner := c.Counters[2]
+	joiner.Stop()
+	mustAdd(t, c, items("acme", "c")...)
+	paused := c.Faults.Add(clustertest.Rule{Host: c.Counters[0].Host(), Path: "/internal/snapshot", Fault: clustertest.Hold})
+	defer paused()
+	joiner.Start(t)
+	require.Eventually(t, func() bool { return c.State(t.Context(), joiner) == "live" }, waitFor, tick)
+	lc, err := c.LocalCount(t.Context(), joiner, "acme")
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), lc.Count)
+}
+
+// TestCluster_ASlowJoinerDelaysNoWrite is the regression test of joins
+// sent from inside the committer loop: a joiner slow to answer stalled
+// every write for up to COUNTER_TIMEOUT, again at each retry. The join is
+// now sent outside the loop; the counter enters the write set between two
+// rounds only if none ran meanwhile.
+func TestCluster_ASlowJoinerDelaysNoWrite(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{Counters: 2, CounterTimeout: 5 * time.Second, RecoveryTries: 1000})
+	joiner := c.AddCounter(t, "counter-slow")
+	held := c.Faults.Add(clustertest.Rule{Host: joiner.Host(), Path: "/internal/join", Fault: clustertest.Hold})
+	joiner.Start(t)
+	require.Eventually(t, func() bool { return c.State(t.Context(), joiner) == "syncing" }, waitFor, tick)
+
+	// The join waits for up to 5 s; each write is given 2.
+	for i := range 5 {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		resp, err := c.Add(ctx, items("acme", fmt.Sprint(i))...)
+		cancel()
+		require.NoError(t, err, "write %d waited for the join", i)
+		assert.Equal(t, http.StatusOK, resp.Status)
+	}
+	held()
+	require.Eventually(t, func() bool { return c.State(t.Context(), joiner) == "live" }, waitFor, tick)
+	lc, err := c.LocalCount(t.Context(), joiner, "acme")
+	require.NoError(t, err)
+	assert.Equal(t, int64(5), lc.Count)
+}
+
+// TestCluster_AReadThatTimesOutSaysSo: a read that does not finish within
+// REQUEST_TIMEOUT is 504 "timeout", with a message about a read, not the
+// write's "may or may not have been applied".
+func TestCluster_AReadThatTimesOutSaysSo(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{RequestTimeout: 300 * time.Millisecond, CounterTimeout: 5 * time.Second, RecoveryTries: 1000})
+	held := c.Faults.Add(clustertest.Rule{Path: "/internal/count", Fault: clustertest.Hold})
+	defer held()
+	resp, err := c.Do(t.Context(), http.MethodGet, "/items/acme/count", nil)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusGatewayTimeout, resp.Status)
+	assert.Equal(t, wire.CodeTimeout, resp.Error().Code)
+	assert.Contains(t, resp.Error().Message, "read")
+	assert.NotContains(t, resp.Error().Message, "applied")
 }

@@ -83,48 +83,21 @@ func (c Config) Validate() error {
 	if err := httpserver.CheckClusterToken(c.ClusterToken, c.ClusterInsecure); err != nil {
 		errs = append(errs, err)
 	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{
-		{"HEALTH_INTERVAL", c.HealthInterval},
-		{"REQUEST_TIMEOUT", c.RequestTimeout},
-		{"COUNTER_TIMEOUT", c.CounterTimeout},
-		{"SYNC_TIMEOUT", c.SyncTimeout},
-		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
-		{"HTTP_TIMEOUT", c.HTTPTimeout},
-	} {
-		if d.v <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be positive, got %s", d.name, d.v))
-		}
-	}
+	d := httpserver.Named[time.Duration]
+	errs = append(errs, httpserver.AtLeast(time.Nanosecond, d("HEALTH_INTERVAL", c.HealthInterval), d("REQUEST_TIMEOUT", c.RequestTimeout),
+		d("COUNTER_TIMEOUT", c.CounterTimeout), d("SYNC_TIMEOUT", c.SyncTimeout), d("SHUTDOWN_TIMEOUT", c.ShutdownTimeout),
+		d("HTTP_TIMEOUT", c.HTTPTimeout))...)
 	if c.RecoveryGrace < 0 {
 		errs = append(errs, fmt.Errorf("RECOVERY_GRACE must not be negative, got %s", c.RecoveryGrace))
 	}
 	if c.RecoveryTries < 0 {
 		errs = append(errs, fmt.Errorf("RECOVERY_TRIES must not be negative, got %d", c.RecoveryTries))
 	}
-	if c.MinLiveCounters < 1 {
-		errs = append(errs, fmt.Errorf("MIN_LIVE_COUNTERS must be at least 1, got %d", c.MinLiveCounters))
-	}
-	if c.MaxBatchItems < 1 {
-		errs = append(errs, fmt.Errorf("MAX_BATCH_ITEMS must be at least 1, got %d", c.MaxBatchItems))
-	}
-	for _, n := range []struct {
-		name string
-		v    int64
-	}{
-		{"MAX_BODY_BYTES", c.MaxBodyBytes},
-		{"MAX_ITEMS_PER_REQUEST", int64(c.MaxItemsPerRequest)},
-		{"MAX_INFLIGHT_REQUESTS", int64(c.MaxInflightRequests)},
-		{"MAX_CONNECTIONS", int64(c.MaxConnections)},
-		{"MAX_QUEUED_REQUESTS", int64(c.MaxQueuedRequests)},
-		{"MAX_COUNTERS", int64(c.MaxCounters)},
-	} {
-		if n.v < 1 {
-			errs = append(errs, fmt.Errorf("%s must be at least 1, got %d", n.name, n.v))
-		}
-	}
+	n := httpserver.Named[int64]
+	errs = append(errs, httpserver.AtLeast(1, n("MAX_BODY_BYTES", c.MaxBodyBytes), n("MAX_ITEMS_PER_REQUEST", int64(c.MaxItemsPerRequest)),
+		n("MAX_INFLIGHT_REQUESTS", int64(c.MaxInflightRequests)), n("MAX_CONNECTIONS", int64(c.MaxConnections)),
+		n("MAX_QUEUED_REQUESTS", int64(c.MaxQueuedRequests)), n("MAX_COUNTERS", int64(c.MaxCounters)),
+		n("MIN_LIVE_COUNTERS", int64(c.MinLiveCounters)), n("MAX_BATCH_ITEMS", int64(c.MaxBatchItems)))...)
 	if c.MaxInflightBytes < c.MaxBodyBytes {
 		errs = append(errs, fmt.Errorf("MAX_INFLIGHT_BYTES (%d) must be at least MAX_BODY_BYTES (%d)", c.MaxInflightBytes, c.MaxBodyBytes))
 	}

@@ -155,10 +155,11 @@ func (s *Service) Register(st wire.Status) (wire.RegisterResponse, error) {
 			s.mu.Unlock()
 			return wire.RegisterResponse{}, fmt.Errorf("%w: at most %d", ErrTooManyCounters, s.cfg.MaxCounters)
 		}
-		if st.Epoch >= s.fence {
-			// A coordinator this one did not know of ran at that epoch:
-			// fence above it, and ask every counter to report again.
-			s.fence = st.Epoch + 1
+		if st.Epoch >= s.fence || st.Fence > s.fence {
+			// A coordinator this one did not know of ran at that epoch,
+			// or fenced the counter higher: go above it, and ask every
+			// counter to report again.
+			s.fence = max(st.Epoch+1, st.Fence)
 			maps.DeleteFunc(s.reports, func(_ string, r wire.Status) bool { return r.Fence < s.fence })
 		}
 		// A report counts once the counter has adopted the fence: from

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -99,25 +100,8 @@ func (s *Service) sync(ctx context.Context, id, incarnation string, gen uint64) 
 }
 
 func (s *Service) syncOnce(ctx context.Context, id, incarnation string, gen uint64) error {
-	var join wire.JoinResponse
-	var at twopc.Position
 	syncID := uuid.NewString() // names the counter's sync session
-	err := s.committer.Do(ctx, func(ctx context.Context, pos *twopc.Position) error {
-		cctx, cancel := context.WithTimeout(ctx, s.cfg.CounterTimeout)
-		defer cancel()
-		resp, err := s.counters.Join(cctx, id, wire.JoinRequest{
-			Epoch: pos.Epoch, ClusterID: pos.ClusterID, SyncID: syncID,
-			Last: pos.Last, Committed: pos.Committed, Stable: pos.Stable,
-		})
-		if err != nil {
-			return fmt.Errorf("join: %w", err)
-		}
-		if resp.Incarnation != incarnation {
-			return fmt.Errorf("%w: counter restarted as %s", errSuperseded, resp.Incarnation)
-		}
-		join, at = resp, *pos
-		return s.registry.Joined(id, gen, pos.Last.Round.Seq, resp.Complete)
-	})
+	join, at, err := s.join(ctx, id, incarnation, gen, syncID)
 	if err != nil {
 		return err
 	}
@@ -130,6 +114,64 @@ func (s *Service) syncOnce(ctx context.Context, id, incarnation string, gen uint
 		}
 	}
 	return s.promote(ctx, id, gen)
+}
+
+// optimisticJoins is how often a join is tried outside the committer loop
+// before it is sent between two rounds.
+const optimisticJoins = 3
+
+// join puts the counter into the write set at the coordinator's position
+// and returns its answer and that position. The join is first sent outside
+// the committer loop, at the position last published, and the counter
+// enters the write set only if no round ran meanwhile: a slow or
+// unreachable joiner delays no write. Under a steady load a round runs in
+// between every time; after optimisticJoins tries the join is sent between
+// two rounds, with a deadline of at most 500 ms.
+func (s *Service) join(ctx context.Context, id, incarnation string, gen uint64, syncID string) (wire.JoinResponse, twopc.Position, error) {
+	send := func(ctx context.Context, pos twopc.Position, timeout time.Duration) (wire.JoinResponse, error) {
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		resp, err := s.counters.Join(cctx, id, wire.JoinRequest{
+			Epoch: pos.Epoch, ClusterID: pos.ClusterID, SyncID: syncID,
+			Last: pos.Last, Committed: pos.Committed, Stable: pos.Stable,
+		})
+		if err != nil {
+			return resp, fmt.Errorf("join: %w", err)
+		}
+		if resp.Incarnation != incarnation {
+			return resp, fmt.Errorf("%w: counter restarted as %s", errSuperseded, resp.Incarnation)
+		}
+		return resp, nil
+	}
+	for range optimisticJoins {
+		at := s.committer.Position()
+		resp, err := send(ctx, at, s.cfg.CounterTimeout)
+		if err != nil {
+			return resp, at, err
+		}
+		joined := false
+		err = s.committer.Do(ctx, func(_ context.Context, pos *twopc.Position) error {
+			if pos.Epoch != at.Epoch || pos.ClusterID != at.ClusterID || pos.Last != at.Last || pos.Committed != at.Committed {
+				return nil // a round ran meanwhile: the counter missed it
+			}
+			joined = true
+			return s.registry.Joined(id, gen, pos.Last.Round.Seq, resp.Complete)
+		})
+		if err != nil || joined {
+			return resp, at, err
+		}
+	}
+	var resp wire.JoinResponse
+	var at twopc.Position
+	err := s.committer.Do(ctx, func(ctx context.Context, pos *twopc.Position) error {
+		var err error
+		if resp, err = send(ctx, *pos, min(s.cfg.CounterTimeout, 500*time.Millisecond)); err != nil {
+			return err
+		}
+		at = *pos
+		return s.registry.Joined(id, gen, pos.Last.Round.Seq, resp.Complete)
+	})
+	return resp, at, err
 }
 
 // retry calls fn with a growing pause until it returns done or an error,
@@ -157,30 +199,46 @@ func (s *Service) retry(ctx context.Context, id string, gen uint64, fn func() (d
 
 // transfer streams the rows the counter lacks, since < seq <= the last
 // committed seq at its join, from a live counter into it. A source that
-// fails is replaced by another; with no live source it waits.
+// fails, or whose stream stalls for stallTimeout, is replaced by another
+// (one that has not failed this sync, while there is one); with no live
+// source it waits.
 func (s *Service) transfer(ctx context.Context, id string, gen uint64, syncID string, since uint64, at twopc.Position) error {
 	upto, joinSeq := at.Committed.Seq, at.Last.Round.Seq
+	failed := map[string]bool{}
 	return s.retry(ctx, id, gen, func() (bool, error) {
 		if s.committer.Position().ClusterID != at.ClusterID {
 			return false, fmt.Errorf("%w: the cluster's history was reset", errSuperseded)
 		}
-		var sources []string
+		var sources, fresh []string
 		for _, m := range s.registry.Live() {
 			if m.ID != id {
 				sources = append(sources, m.ID)
+				if !failed[m.ID] {
+					fresh = append(fresh, m.ID)
+				}
 			}
+		}
+		if len(fresh) > 0 {
+			sources = fresh
 		}
 		if len(sources) == 0 {
 			return false, nil
 		}
 		src := sources[rand.IntN(len(sources))]
+		ctx, guard, stop := stallGuard(ctx, s.stallTimeout())
+		defer stop()
 		body, err := s.counters.Snapshot(ctx, src, since, upto)
 		if err != nil {
-			s.logger.Warn("snapshot source failed", "node", src, "err", err)
+			failed[src] = true
+			s.logger.Warn("snapshot source failed", "node", src, "err", context.Cause(ctx), "call_err", err)
 			return false, nil
 		}
 		defer body.Close()
-		err = s.counters.Install(ctx, id, syncID, joinSeq, body)
+		err = s.counters.Install(ctx, id, syncID, joinSeq, guard(body))
+		if err != nil && context.Cause(ctx) == errStalled {
+			failed[src] = true
+			err = fmt.Errorf("%w: %w", errStalled, err)
+		}
 		switch {
 		case err == nil:
 			s.logger.Info("snapshot transferred", "node", id, "source", src, "since", since, "upto", upto)
@@ -241,4 +299,41 @@ func (s *Service) resetHistory(ctx context.Context) {
 	if err != nil {
 		s.logger.Warn("history reset not done", "err", err)
 	}
+}
+
+// errStalled ends a snapshot transfer that made no progress for a while: a
+// paused source (or target) is swapped instead of holding the sync until
+// SYNC_TIMEOUT.
+var errStalled = errors.New("snapshot transfer stalled")
+
+// stallTimeout is how long a snapshot transfer may go without a byte.
+func (s *Service) stallTimeout() time.Duration { return 5 * s.cfg.CounterTimeout }
+
+// stallGuard returns a context that ends with errStalled once idle passes
+// without progress, a wrapper that counts every byte read through it as
+// progress, and the function that releases it. The wait for the first
+// byte counts too.
+func stallGuard(ctx context.Context, idle time.Duration) (context.Context, func(io.Reader) io.Reader, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	timer := time.AfterFunc(idle, func() { cancel(errStalled) })
+	guard := func(r io.Reader) io.Reader { return &progressReader{r: r, timer: timer, idle: idle} }
+	return ctx, guard, func() {
+		timer.Stop()
+		cancel(nil)
+	}
+}
+
+// progressReader pushes its timer back on every byte read.
+type progressReader struct {
+	r     io.Reader
+	timer *time.Timer
+	idle  time.Duration
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.timer.Reset(p.idle)
+	}
+	return n, err
 }

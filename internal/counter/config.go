@@ -69,28 +69,13 @@ func (c Config) Validate() error {
 	if err := httpserver.CheckClusterToken(c.ClusterToken, c.ClusterInsecure); err != nil {
 		errs = append(errs, err)
 	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{
-		{"REGISTER_INTERVAL", c.RegisterInterval},
-		{"COORDINATOR_TIMEOUT", c.CoordinatorTimeout},
-		{"SYNC_TIMEOUT", c.SyncTimeout},
-		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
-		{"HTTP_TIMEOUT", c.HTTPTimeout},
-	} {
-		if d.v <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be positive, got %s", d.name, d.v))
-		}
-	}
+	d := httpserver.Named[time.Duration]
+	errs = append(errs, httpserver.AtLeast(time.Nanosecond, d("REGISTER_INTERVAL", c.RegisterInterval), d("COORDINATOR_TIMEOUT", c.CoordinatorTimeout),
+		d("SYNC_TIMEOUT", c.SyncTimeout), d("SHUTDOWN_TIMEOUT", c.ShutdownTimeout), d("HTTP_TIMEOUT", c.HTTPTimeout))...)
+	n := httpserver.Named[int64]
+	errs = append(errs, httpserver.AtLeast(1, n("MAX_CONNECTIONS", int64(c.MaxConnections)), n("MAX_ROUND_BYTES", c.MaxRoundBytes))...)
 	if _, err := c.Level(); err != nil {
 		errs = append(errs, err)
-	}
-	if c.MaxConnections < 1 {
-		errs = append(errs, fmt.Errorf("MAX_CONNECTIONS must be at least 1, got %d", c.MaxConnections))
-	}
-	if c.MaxRoundBytes <= 0 {
-		errs = append(errs, fmt.Errorf("MAX_ROUND_BYTES must be positive, got %d", c.MaxRoundBytes))
 	}
 	return errors.Join(errs...)
 }

@@ -272,10 +272,10 @@ func handleSnapshot(logger *slog.Logger, svc *Service, syncTimeout time.Duration
 			writeError(w, err)
 			return
 		}
-		var rows []wire.SnapshotEntry
+		var cursor *ledger.SnapshotCursor
 		err = svc.with(func(l *ledger.Ledger) error {
 			var err error
-			rows, err = l.Snapshot(since, upto)
+			cursor, err = l.StartSnapshot(since, upto)
 			return err
 		})
 		if err != nil {
@@ -288,13 +288,30 @@ func handleSnapshot(logger *slog.Logger, svc *Service, syncTimeout time.Duration
 		enc := json.NewEncoder(bw)
 		enc.SetEscapeHTML(false)
 		_ = enc.Encode(wire.SnapshotHeader{Since: since, Upto: upto})
-		for _, row := range rows {
-			if err := enc.Encode(row); err != nil {
+		// Rows are copied a chunk at a time, each under the lock only as
+		// long as it takes, so rounds go on while a large snapshot streams.
+		var rows []wire.SnapshotEntry
+		sent := 0
+		for done := false; !done; {
+			err := svc.with(func(l *ledger.Ledger) error {
+				var err error
+				rows, done, err = l.NextSnapshot(cursor, installChunk, rows[:0])
+				return err
+			})
+			if err != nil {
+				// No trailer: the installer sees a cut stream and retries.
 				logger.Warn("snapshot stream cut", "err", err)
 				return
 			}
+			for _, row := range rows {
+				if err := enc.Encode(row); err != nil {
+					logger.Warn("snapshot stream cut", "err", err)
+					return
+				}
+			}
+			sent += len(rows)
 		}
-		_ = enc.Encode(wire.SnapshotTrailer{End: true, Count: len(rows)})
+		_ = enc.Encode(wire.SnapshotTrailer{End: true, Count: sent})
 		if err := bw.Flush(); err != nil {
 			logger.Warn("snapshot stream cut", "err", err)
 		}

@@ -31,6 +31,28 @@ func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
+// Setting is a named configuration value, for the messages of Validate.
+type Setting[T int64 | time.Duration] struct {
+	Name  string
+	Value T
+}
+
+// Named returns a setting.
+func Named[T int64 | time.Duration](name string, value T) Setting[T] {
+	return Setting[T]{Name: name, Value: value}
+}
+
+// AtLeast returns one error for each setting below its minimum, in order.
+func AtLeast[T int64 | time.Duration](minimum T, settings ...Setting[T]) []error {
+	var errs []error
+	for _, s := range settings {
+		if s.Value < minimum {
+			errs = append(errs, fmt.Errorf("%s must be at least %v, got %v", s.Name, minimum, s.Value))
+		}
+	}
+	return errs
+}
+
 // ParseLevel parses a LOG_LEVEL value.
 func ParseLevel(s string) (slog.Level, error) {
 	var l slog.Level

@@ -13,6 +13,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/distributed-counter/distributed-counter/internal/wire"
@@ -27,6 +28,9 @@ var (
 	ErrOutOfOrder   = errors.New("round out of order")
 	ErrUnknownRound = errors.New("unknown round")
 	ErrSyncMismatch = errors.New("no such sync session")
+	// ErrSnapshotStale: the ledger re-joined while a snapshot was served
+	// in pieces; its rows may have changed, so the snapshot is cut.
+	ErrSnapshotStale = errors.New("snapshot source re-joined")
 )
 
 type tenant struct {
@@ -75,6 +79,9 @@ type Ledger struct {
 	// any other session are refused.
 	syncID         string
 	since, joinSeq uint64
+	// joins counts the joins: the only event that removes rows, which a
+	// snapshot served in pieces must not straddle.
+	joins uint64
 }
 
 // New returns an empty, idle ledger for the counter with the given id and
@@ -334,8 +341,15 @@ func (l *Ledger) Join(req wire.JoinRequest) (wire.JoinResponse, error) {
 		// and arrives late.
 		return wire.JoinResponse{}, fmt.Errorf("%w: join at %s, already at %s", ErrOutOfOrder, req.Last.Round, l.last)
 	}
+	// A staged round that is the cluster's last committed round was
+	// decided commit, though this counter never heard: apply it. When its
+	// every voter missed the commit and the rounds after it aborted, the
+	// voters are the only copies of it, and without this none of them
+	// would ever be complete.
+	l.resolve(wire.Decision{Round: req.Committed, Commit: true})
 	l.resolve(req.Last)
 	l.staged = nil
+	l.joins++
 
 	empty := l.items == 0 && l.lastCommit.IsZero()
 	sameCluster := l.clusterID == req.ClusterID || (l.clusterID == "" && empty)
@@ -463,22 +477,62 @@ func (l *Ledger) recount() {
 	slices.SortFunc(l.pending, func(a, b pendingRound) int { return cmp.Compare(a.seq, b.seq) })
 }
 
-// Snapshot returns the rows with since < seq <= upto, for a joining counter.
-// Only a ready counter that has applied up to upto can serve it.
+// Snapshot returns the rows with since < seq <= upto, for a joining counter,
+// at once. Only a ready counter that has applied up to upto can serve it.
 func (l *Ledger) Snapshot(since, upto uint64) ([]wire.SnapshotEntry, error) {
+	c, err := l.StartSnapshot(since, upto)
+	if err != nil {
+		return nil, err
+	}
+	rows, _, err := l.NextSnapshot(c, math.MaxInt, nil)
+	return rows, err
+}
+
+// SnapshotCursor is a snapshot served in pieces, tenant by tenant, with
+// the ledger free to apply rounds in between: rows with seq <= upto never
+// change then, except by a join, which cuts the snapshot.
+type SnapshotCursor struct {
+	since, upto uint64
+	joins       uint64
+	tenants     []string
+}
+
+// StartSnapshot begins a snapshot of the rows with since < seq <= upto.
+// Only a ready counter that has applied up to upto can serve it.
+func (l *Ledger) StartSnapshot(since, upto uint64) (*SnapshotCursor, error) {
 	if l.mode != wire.ModeReady {
 		return nil, ErrNotReady
 	}
 	if l.last.Seq < upto {
 		return nil, fmt.Errorf("%w: applied %d, snapshot up to %d", ErrBehind, l.last.Seq, upto)
 	}
-	var rows []wire.SnapshotEntry
-	for name, t := range l.tenants {
+	c := &SnapshotCursor{since: since, upto: upto, joins: l.joins, tenants: make([]string, 0, len(l.tenants))}
+	for name := range l.tenants {
+		c.tenants = append(c.tenants, name)
+	}
+	return c, nil
+}
+
+// NextSnapshot appends the rows of the cursor's next tenants to rows,
+// whole tenants until it has added at least maxRows, and reports whether
+// the snapshot is complete. The caller holds the ledger only this long.
+func (l *Ledger) NextSnapshot(c *SnapshotCursor, maxRows int, rows []wire.SnapshotEntry) ([]wire.SnapshotEntry, bool, error) {
+	if l.mode != wire.ModeReady || l.joins != c.joins {
+		return rows, false, ErrSnapshotStale
+	}
+	start := len(rows)
+	for len(c.tenants) > 0 && len(rows)-start < maxRows {
+		name := c.tenants[0]
+		c.tenants = c.tenants[1:]
+		t, ok := l.tenants[name]
+		if !ok {
+			continue
+		}
 		for id, seq := range t.ids {
-			if seq > since && seq <= upto {
+			if seq > c.since && seq <= c.upto {
 				rows = append(rows, wire.SnapshotEntry{Tenant: name, ID: id, Seq: seq})
 			}
 		}
 	}
-	return rows, nil
+	return rows, len(c.tenants) == 0, nil
 }

@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -323,5 +324,58 @@ func TestLedger_ASupersededSyncSessionCannotFinishTheNewOne(t *testing.T) {
 
 	require.NoError(t, l.Merge("s2", 2, append(append(row("a"), row("b")...), row("c")...)))
 	require.NoError(t, l.FinishSync("s2", 2))
+	assert.Equal(t, int64(3), count(t, l, 2, "acme"))
+}
+
+// TestLedger_SnapshotInPiecesLetsRoundsGoOnAndIsCutByAJoin: a snapshot is
+// served tenant by tenant; rounds applied in between do not change it, and
+// a join (the only thing that removes rows) cuts it.
+func TestLedger_SnapshotInPiecesLetsRoundsGoOnAndIsCutByAJoin(t *testing.T) {
+	l := ready(t)
+	for i := range 5 {
+		commit(t, l, uint64(i+1), uint64(i), items(fmt.Sprintf("t%d", i), "a", "b")...)
+	}
+	cur, err := l.StartSnapshot(0, 5)
+	require.NoError(t, err)
+	rows, done, err := l.NextSnapshot(cur, 1, nil)
+	require.NoError(t, err)
+	assert.False(t, done)
+	assert.Len(t, rows, 2, "one tenant: at least one row asked, whole tenants given")
+	commit(t, l, 6, 5, items("t0", "c")...) // a round between two pieces
+	commit(t, l, 7, 6, items("new", "x")...)
+	for !done {
+		rows, done, err = l.NextSnapshot(cur, 3, rows)
+		require.NoError(t, err)
+	}
+	assert.Len(t, rows, 10, "the rows up to seq 5, none applied since")
+	for _, r := range rows {
+		assert.LessOrEqual(t, r.Seq, uint64(5))
+	}
+
+	cur, err = l.StartSnapshot(0, 7)
+	require.NoError(t, err)
+	_, _, err = l.NextSnapshot(cur, 1, nil)
+	require.NoError(t, err)
+	_, err = l.Join(wire.JoinRequest{Epoch: epoch, ClusterID: "cl", Last: wire.Decision{Round: rid(7), Commit: true}, Committed: rid(7), Stable: 7})
+	require.NoError(t, err)
+	_, _, err = l.NextSnapshot(cur, 1, nil)
+	assert.ErrorIs(t, err, ledger.ErrSnapshotStale)
+}
+
+// TestLedger_JoinAppliesAStagedRoundTheClusterCommitted is the regression
+// test of a cluster that never came back (found by the chaos test): every
+// voter of a round decided commit missed the commit, later rounds aborted,
+// and on rejoin each voter dropped the staged round; none held the
+// cluster's last committed round, so none was complete and there was no
+// source to sync from. The staged round is the cluster's last committed
+// one: a join applies it.
+func TestLedger_JoinAppliesAStagedRoundTheClusterCommitted(t *testing.T) {
+	l := ready(t)
+	commit(t, l, 1, 0, items("acme", "a")...)
+	require.NoError(t, l.Prepare(wire.PrepareRequest{Round: rid(2), Stable: 1, Items: items("acme", "b", "c")}))
+	// The commit of round 2 never arrives; round 3 is aborted elsewhere.
+	resp := joinFrom(t, l, wire.Decision{Round: rid(3)}, rid(2), 1)
+	assert.True(t, resp.Complete, "it holds the last committed round")
+	assert.Equal(t, wire.ModeReady, l.Status().Mode)
 	assert.Equal(t, int64(3), count(t, l, 2, "acme"))
 }

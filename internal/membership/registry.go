@@ -1,7 +1,8 @@
 // Package membership is the coordinator's record of who is in the cluster
 // and how well: each counter's state (syncing, live, dead), its health-check
-// history, and the transitions between states. It does no I/O and reads no
-// clock; the coordinator service feeds it events.
+// history, and the transitions between states. The Registry does no I/O and
+// reads no clock: the coordinator service feeds it events. The Monitor runs
+// the health checks, through the Prober and the clock it is given.
 package membership
 
 import (
