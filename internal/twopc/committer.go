@@ -260,7 +260,8 @@ func (c *Committer) enqueue(ctx context.Context, r *request) error {
 }
 
 // Do runs fn in the committer loop between two rounds, with the position
-// it may change. Membership changes that must not race with a round (a
+// it may change. ctx bounds the wait for the loop to take fn; once taken,
+// Do returns fn's result. Membership changes that must not race with a round (a
 // counter joining the write set at an exact seq) go through it.
 func (c *Committer) Do(ctx context.Context, fn func(ctx context.Context, pos *Position) error) error {
 	o := op{fn: fn, done: make(chan error, 1)}
@@ -271,12 +272,10 @@ func (c *Committer) Do(ctx context.Context, fn func(ctx context.Context, pos *Po
 	case <-c.stopped:
 		return ErrStopped
 	}
-	select {
-	case err := <-o.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	// The loop has taken fn and runs it now: wait for it, whatever ctx
+	// does, so the caller never reads what fn writes while fn runs. fn
+	// bounds its own calls.
+	return <-o.done
 }
 
 // Run starts the loop at position start and returns when ctx ends. A round

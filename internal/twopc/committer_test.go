@@ -560,3 +560,22 @@ func TestCommitter_LargeRoundsGetTimeInProportion(t *testing.T) {
 		assert.InDelta(t, 5.0, dn.left[1].Seconds(), 0.2, "4 MiB at 1 MiB/s: four seconds more")
 	})
 }
+
+// TestCommitter_DoWaitsForAnOpItHasStarted is the regression test of a data
+// race the chaos test found: Do returned when its context ended while the
+// loop was still running fn, and the caller read what fn was writing.
+func TestCommitter_DoWaitsForAnOpItHasStarted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, _, _ := start(t, 1, live("a")...)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		defer cancel()
+		wrote := false
+		err := c.Do(ctx, func(context.Context, *twopc.Position) error {
+			time.Sleep(100 * time.Millisecond) // longer than the caller's deadline
+			wrote = true
+			return nil
+		})
+		require.NoError(t, err, "fn ran to the end: its result, not the deadline")
+		assert.True(t, wrote)
+	})
+}
