@@ -146,6 +146,9 @@ func (s *Service) join(ctx context.Context, id, incarnation string, gen uint64, 
 	for range optimisticJoins {
 		at := s.committer.Position()
 		resp, err := send(ctx, at, s.cfg.CounterTimeout)
+		if remote.HasCode(err, wire.CodeVotedNo) {
+			continue // it is already in a later round: the position moved
+		}
 		if err != nil {
 			return resp, at, err
 		}

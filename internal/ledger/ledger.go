@@ -341,6 +341,11 @@ func (l *Ledger) Join(req wire.JoinRequest) (wire.JoinResponse, error) {
 		// and arrives late.
 		return wire.JoinResponse{}, fmt.Errorf("%w: join at %s, already at %s", ErrOutOfOrder, req.Last.Round, l.last)
 	}
+	if l.staged != nil && req.Epoch == l.staged.round.Epoch && req.Last.Round.Seq < l.staged.round.Seq {
+		// The same holds for the round it has voted on: dropping it for
+		// this join would lose a vote the coordinator may be committing.
+		return wire.JoinResponse{}, fmt.Errorf("%w: join at %s, already prepared %s", ErrOutOfOrder, req.Last.Round, l.staged.round)
+	}
 	// A staged round that is the cluster's last committed round was
 	// decided commit, though this counter never heard: apply it. When its
 	// every voter missed the commit and the rounds after it aborted, the

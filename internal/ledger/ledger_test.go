@@ -379,3 +379,18 @@ func TestLedger_JoinAppliesAStagedRoundTheClusterCommitted(t *testing.T) {
 	assert.Equal(t, wire.ModeReady, l.Status().Mode)
 	assert.Equal(t, int64(3), count(t, l, 2, "acme"))
 }
+
+// TestLedger_AJoinBehindAStagedRoundIsRefused is the regression test of a
+// cluster the chaos test left stuck: a join sent at seq 133 (outside the
+// committer loop, or delivered late) reached a counter that had already
+// voted on round 134, dropped its staged round, and the commit of 134 found
+// nothing; the only other copy of 134 was on a counter still syncing.
+func TestLedger_AJoinBehindAStagedRoundIsRefused(t *testing.T) {
+	l := ready(t)
+	commit(t, l, 1, 0, items("acme", "a")...)
+	require.NoError(t, l.Prepare(wire.PrepareRequest{Round: rid(2), Stable: 1, Items: items("acme", "b")}))
+	_, err := l.Join(wire.JoinRequest{Epoch: epoch, ClusterID: "cl", SyncID: "late", Last: wire.Decision{Round: rid(1), Commit: true}, Committed: rid(1), Stable: 1})
+	require.ErrorIs(t, err, ledger.ErrOutOfOrder)
+	require.NoError(t, l.Commit(wire.DecisionRequest{Round: rid(2), Stable: 2}), "the vote still stands")
+	assert.Equal(t, int64(2), count(t, l, 2, "acme"))
+}
