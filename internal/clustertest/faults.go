@@ -3,6 +3,7 @@ package clustertest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -153,23 +154,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, ErrInjected
 	case Refuse:
-		drainBody(req)
-		return &http.Response{
-			StatusCode: http.StatusConflict,
-			Status:     "409 Conflict",
-			Header:     http.Header{"Content-Type": {"application/json"}},
-			Body:       io.NopCloser(strings.NewReader(`{"message":"injected refusal","code":"voted_no"}`)),
-			Request:    req,
-		}, nil
+		return answer(req, http.StatusConflict, `{"message":"injected refusal","code":"voted_no"}`), nil
 	case Reject:
-		drainBody(req)
-		return &http.Response{
-			StatusCode: http.StatusBadRequest,
-			Status:     "400 Bad Request",
-			Header:     http.Header{"Content-Type": {"application/json"}},
-			Body:       io.NopCloser(strings.NewReader(`{"message":"injected rejection","code":"invalid_request"}`)),
-			Request:    req,
-		}, nil
+		return answer(req, http.StatusBadRequest, `{"message":"injected rejection","code":"invalid_request"}`), nil
 	case Delay:
 		if err := sleep(req.Context(), r.Delay); err != nil {
 			drainBody(req)
@@ -221,6 +208,19 @@ func (t *transport) hold(req *http.Request, r *rule) (*http.Response, error) {
 	})
 	drainBody(req)
 	return nil, req.Context().Err()
+}
+
+// answer consumes req without delivering it and answers it with status and
+// a JSON body, as the peer would have.
+func answer(req *http.Request, status int, body string) *http.Response {
+	drainBody(req)
+	return &http.Response{
+		StatusCode: status,
+		Status:     fmt.Sprintf("%d %s", status, http.StatusText(status)),
+		Header:     http.Header{"Content-Type": {"application/json"}},
+		Body:       io.NopCloser(strings.NewReader(body)),
+		Request:    req,
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

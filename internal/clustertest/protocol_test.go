@@ -163,3 +163,44 @@ func TestCluster_AReadThatTimesOutSaysSo(t *testing.T) {
 	assert.Contains(t, resp.Error().Message, "read")
 	assert.NotContains(t, resp.Error().Message, "applied")
 }
+
+// TestCluster_AFailedStateWriteChangesNoHolder (from a review): with the
+// state file unwritable, a round whose holders change aborts, but the
+// coordinator used to keep its voters as the holders in memory. When that
+// voter restarted, it believed every holder had, started a new history,
+// and wiped the real holder when it came back: acknowledged items lost.
+func TestCluster_AFailedStateWriteChangesNoHolder(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{Counters: 2, RecoveryTries: 1000})
+	a, b := c.Counters[0], c.Counters[1]
+	mustAdd(t, c, items("acme", "x", "y", "z")...)
+
+	restore, err := c.BreakStateFile()
+	require.NoError(t, err)
+	cut := c.Faults.Add(clustertest.Rule{Host: a.Host(), Fault: clustertest.Drop})
+	require.Eventually(t, func() bool { return c.State(t.Context(), a) == "dead" }, waitFor, tick)
+	resp, err := c.Add(t.Context(), items("acme", "w")...) // voters {b}: the holders would change
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.Status, "not recorded, so not committed: %s", resp.Body)
+
+	before, err := c.Members(t.Context())
+	require.NoError(t, err)
+	b.Stop()
+	b.Start(t) // a new process, with nothing
+	require.Eventually(t, func() bool {
+		m, err := c.Members(t.Context())
+		if err != nil {
+			return false
+		}
+		for i, cm := range m.Counters {
+			if cm.ID == b.URL && cm.Incarnation != before.Counters[i].Incarnation {
+				return true
+			}
+		}
+		return false
+	}, waitFor, tick, "the coordinator has seen b restart")
+	restore()
+	cut() // a, which holds everything, comes back
+	require.Eventually(t, func() bool { return c.LiveCount(t.Context()) == 2 }, waitFor, tick)
+	assert.Equal(t, int64(3), mustCount(t, c, "acme"), "a was not wiped by a history reset")
+}

@@ -40,8 +40,16 @@ func Run(ctx context.Context, cfg Config, public, internal net.Listener, client 
 	counters := remote.NewCounters(client, cfg.ClusterToken)
 	svc := NewService(cfg, counters, state, time.Now, logger)
 	// The epoch of this coordinator is above the previous one's, and above
-	// every epoch the counters report (see Register).
-	svc.fence = max(uint64(time.Now().Unix()), saved.Epoch+1)
+	// every epoch the counters report (see Register). It is reserved in the
+	// state file before any counter hears of it, so a coordinator started
+	// after this one, even in the same second, fences above it.
+	svc.fence = max(uint64(time.Now().Unix()), saved.Epoch+1, saved.Fence+1)
+	reserved := saved
+	reserved.Fence = svc.fence
+	if err := state.save(reserved); err != nil {
+		return fmt.Errorf("reserve the epoch: %w", err)
+	}
+	found = found && saved.recorded()
 	logger.Info("coordinator starting", "addr", public.Addr().String(), "internal_addr", internal.Addr().String(),
 		"authenticated", cfg.ClusterToken != "", "recovery_grace", cfg.RecoveryGrace.String(),
 		"data_dir", cfg.DataDir, "saved_state", found, "saved_holders", saved.Holders)

@@ -58,7 +58,10 @@ type Service struct {
 	// fence is, while recovering, the epoch this coordinator will run at
 	// at least: above every epoch it knows of. Counters adopt it when they
 	// register, and only reports made under it count.
-	fence    uint64
+	fence uint64
+	// closing is set once recovery has chosen its position: the fence is
+	// final (it is the new epoch) and is raised no more.
+	closing  bool
 	reports  map[string]wire.Status // collected while recovering
 	reported chan struct{}          // signals a new report while recovering
 }
@@ -155,7 +158,7 @@ func (s *Service) Register(st wire.Status) (wire.RegisterResponse, error) {
 			s.mu.Unlock()
 			return wire.RegisterResponse{}, fmt.Errorf("%w: at most %d", ErrTooManyCounters, s.cfg.MaxCounters)
 		}
-		if st.Epoch >= s.fence || st.Fence > s.fence {
+		if !s.closing && (st.Epoch >= s.fence || st.Fence > s.fence) {
 			// A coordinator this one did not know of ran at that epoch,
 			// or fenced the counter higher: go above it, and ask every
 			// counter to report again.
@@ -306,11 +309,17 @@ func (c *cluster) addHolder(clusterID string, epoch uint64, h twopc.Holder) erro
 	return c.setHolders(clusterID, epoch, append(holders, h))
 }
 
+// setHolders records the holders durably, then in memory: when the write
+// fails, the holders stay what the file says, so a later restart of a
+// counter that was never recorded cannot be taken for the loss of every copy.
 func (c *cluster) setHolders(clusterID string, epoch uint64, holders []twopc.Holder) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.state.save(persisted{ClusterID: clusterID, Epoch: epoch, Holders: holders}); err != nil {
+		return err
+	}
 	c.holders = holders
-	return c.state.save(persisted{ClusterID: clusterID, Epoch: epoch, Holders: holders})
+	return nil
 }
 
 // restarted records that a counter now runs as incarnation and reports
@@ -355,6 +364,7 @@ func (s *Service) awaitRecovery(ctx context.Context, saved persisted, recorded b
 		missing := twopc.Missing(s.reports, saved.Holders, recorded)
 		if len(missing) == 0 {
 			pos, seed := twopc.Resume(s.reports, s.fence, uuid.NewString())
+			s.closing = true
 			reports := maps.Clone(s.reports) // Register may add more until recovery ends
 			s.mu.Unlock()
 			var holders []twopc.Holder

@@ -26,7 +26,15 @@ type persisted struct {
 	ClusterID string         `json:"cluster_id"`
 	Epoch     uint64         `json:"epoch"`
 	Holders   []twopc.Holder `json:"holders"`
+	// Fence is the epoch a starting coordinator reserved before it
+	// answered any counter, so the next one fences above it even if this
+	// one never finished recovering. A file with a fence but no cluster id
+	// records no holders.
+	Fence uint64 `json:"fence,omitempty"`
 }
+
+// recorded reports whether p names the holders of a history.
+func (p persisted) recorded() bool { return p.ClusterID != "" }
 
 // stateFile saves persisted atomically; an empty path saves nothing.
 type stateFile struct {
@@ -77,7 +85,7 @@ func (f *stateFile) save(p persisted) error {
 	slices.SortFunc(p.Holders, func(a, b twopc.Holder) int { return strings.Compare(a.ID, b.ID) })
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if p.ClusterID == f.last.ClusterID && p.Epoch == f.last.Epoch && slices.Equal(p.Holders, f.last.Holders) {
+	if p.ClusterID == f.last.ClusterID && p.Epoch == f.last.Epoch && p.Fence == f.last.Fence && slices.Equal(p.Holders, f.last.Holders) {
 		return nil
 	}
 	data, err := json.Marshal(p)

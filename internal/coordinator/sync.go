@@ -267,7 +267,12 @@ func (s *Service) promote(ctx context.Context, id string, gen uint64) error {
 			}
 			alone = true
 			m, _ := s.registry.Get(id)
-			return s.cluster.addHolder(pos.ClusterID, pos.Epoch, twopc.Holder{ID: id, Incarnation: m.Incarnation, Live: true})
+			if err := s.cluster.addHolder(pos.ClusterID, pos.Epoch, twopc.Holder{ID: id, Incarnation: m.Incarnation, Live: true}); err != nil {
+				// Not recorded: it must not serve as the only copy.
+				s.registry.Fail(id)
+				return err
+			}
+			return nil
 		})
 		if err != nil {
 			return false, err

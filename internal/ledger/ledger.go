@@ -78,6 +78,7 @@ type Ledger struct {
 	// directly. Each join starts a new session; merges and the finish of
 	// any other session are refused.
 	syncID         string
+	joined         wire.JoinResponse // the answer to the join of syncID
 	since, joinSeq uint64
 	// joins counts the joins: the only event that removes rows, which a
 	// snapshot served in pieces must not straddle.
@@ -335,6 +336,11 @@ func (l *Ledger) Join(req wire.JoinRequest) (wire.JoinResponse, error) {
 	if err := l.checkEpoch(req.Epoch); err != nil {
 		return wire.JoinResponse{}, err
 	}
+	if req.SyncID != "" && req.SyncID == l.syncID {
+		// A duplicate of the join that opened this session: the same
+		// answer, and the rows merged since are not truncated again.
+		return l.joined, nil
+	}
 	if req.Epoch == l.last.Epoch && req.Last.Round.Seq < l.last.Seq {
 		// Within an epoch a counter never gets ahead of its coordinator:
 		// this join was sent before rounds this counter has since applied,
@@ -366,7 +372,8 @@ func (l *Ledger) Join(req wire.JoinRequest) (wire.JoinResponse, error) {
 		l.mode = wire.ModeReady
 		l.since = req.Committed.Seq
 		l.observeStable(req.Stable)
-		return wire.JoinResponse{Incarnation: l.incarnation, Complete: true, Since: l.since}, nil
+		l.joined = wire.JoinResponse{Incarnation: l.incarnation, Complete: true, Since: l.since}
+		return l.joined, nil
 	}
 
 	// keep is the seq up to which this counter's rows are certainly part of
@@ -394,7 +401,8 @@ func (l *Ledger) Join(req wire.JoinRequest) (wire.JoinResponse, error) {
 	l.lastCommit = req.Committed // what the snapshot and the rounds after the join point make true
 	l.since = keep
 	l.stableSeen = max(l.stableSeen, req.Stable)
-	return wire.JoinResponse{Incarnation: l.incarnation, Since: keep}, nil
+	l.joined = wire.JoinResponse{Incarnation: l.incarnation, Since: keep}
+	return l.joined, nil
 }
 
 // truncate drops every row added after seq keep and recounts.

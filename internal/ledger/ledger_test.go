@@ -394,3 +394,21 @@ func TestLedger_AJoinBehindAStagedRoundIsRefused(t *testing.T) {
 	require.NoError(t, l.Commit(wire.DecisionRequest{Round: rid(2), Stable: 2}), "the vote still stands")
 	assert.Equal(t, int64(2), count(t, l, 2, "acme"))
 }
+
+// TestLedger_ADuplicatedJoinKeepsItsSession: a join delivered twice (a
+// duplicating network path) answers the same and does not truncate the
+// rows merged into its session in between.
+func TestLedger_ADuplicatedJoinKeepsItsSession(t *testing.T) {
+	l := ledger.New("c2", "inc-2")
+	last := wire.Decision{Round: rid(2), Commit: true}
+	req := wire.JoinRequest{Epoch: epoch, ClusterID: "cl", SyncID: "s1", Last: last, Committed: rid(2), Stable: 2}
+	first, err := l.Join(req)
+	require.NoError(t, err)
+	require.NoError(t, l.Merge("s1", 2, []wire.SnapshotEntry{{Tenant: "acme", ID: "a", Seq: 1}, {Tenant: "acme", ID: "b", Seq: 2}}))
+	again, err := l.Join(req)
+	require.NoError(t, err)
+	assert.Equal(t, first, again)
+	require.NoError(t, l.Merge("s1", 2, []wire.SnapshotEntry{{Tenant: "acme", ID: "c", Seq: 2}}))
+	require.NoError(t, l.FinishSync("s1", 2))
+	assert.Equal(t, int64(3), count(t, l, 2, "acme"), "the rows merged before the duplicate are kept")
+}

@@ -313,10 +313,14 @@ func (c *Committer) Run(ctx context.Context, start Position) {
 	}
 }
 
+// runOp runs an op; the position it changed is published only if it
+// succeeds (a history reset whose record failed must not take effect).
 func (c *Committer) runOp(ctx context.Context, o op) {
 	pos := c.Position()
 	err := o.fn(ctx, &pos)
-	c.setPos(pos)
+	if err == nil {
+		c.setPos(pos)
+	}
 	o.done <- err
 }
 
