@@ -42,6 +42,8 @@ type Config struct {
 	// MaxInflightBytes bounds the bytes of POST /items bodies being read,
 	// and, apart, the bytes of encoded batches the committer holds.
 	MaxInflightBytes int64 `envconfig:"MAX_INFLIGHT_BYTES" default:"268435456"`
+	// MaxHeaderBytes bounds a request's headers on both listeners.
+	MaxHeaderBytes int64 `envconfig:"MAX_HEADER_BYTES" default:"16384"`
 	// MaxConnections bounds the open connections of each listener.
 	MaxConnections int `envconfig:"MAX_CONNECTIONS" default:"4096"`
 	// MaxQueuedRequests bounds the writes waiting for a round.
@@ -98,6 +100,10 @@ func (c Config) Validate() error {
 		n("MAX_INFLIGHT_REQUESTS", int64(c.MaxInflightRequests)), n("MAX_CONNECTIONS", int64(c.MaxConnections)),
 		n("MAX_QUEUED_REQUESTS", int64(c.MaxQueuedRequests)), n("MAX_COUNTERS", int64(c.MaxCounters)),
 		n("MIN_LIVE_COUNTERS", int64(c.MinLiveCounters)), n("MAX_BATCH_ITEMS", int64(c.MaxBatchItems)))...)
+	if c.MaxHeaderBytes < 4<<10 {
+		// The longest legitimate line is a path with an escaped tenant (~3 KiB).
+		errs = append(errs, fmt.Errorf("MAX_HEADER_BYTES must be at least 4096, got %d", c.MaxHeaderBytes))
+	}
 	if c.MaxInflightBytes < c.MaxBodyBytes {
 		errs = append(errs, fmt.Errorf("MAX_INFLIGHT_BYTES (%d) must be at least MAX_BODY_BYTES (%d)", c.MaxInflightBytes, c.MaxBodyBytes))
 	}

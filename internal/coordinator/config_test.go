@@ -53,7 +53,7 @@ func TestConfig_ValidateNamesEveryProblem(t *testing.T) {
 	err := cfg.Validate()
 	require.Error(t, err)
 	for _, want := range []string{"HTTP_PORT", "INTERNAL_PORT", "HEALTH_INTERVAL", "MIN_LIVE_COUNTERS", "LOG_LEVEL", "CLUSTER_TOKEN",
-		"MAX_ITEMS_PER_REQUEST", "MAX_INFLIGHT_REQUESTS", "MAX_QUEUED_REQUESTS", "MAX_CONNECTIONS", "MAX_COUNTERS", "MAX_ROUND_BYTES", "HTTP_TIMEOUT"} {
+		"MAX_ITEMS_PER_REQUEST", "MAX_INFLIGHT_REQUESTS", "MAX_QUEUED_REQUESTS", "MAX_CONNECTIONS", "MAX_COUNTERS", "MAX_ROUND_BYTES", "HTTP_TIMEOUT", "MAX_HEADER_BYTES"} {
 		assert.Contains(t, err.Error(), want)
 	}
 
@@ -61,7 +61,7 @@ func TestConfig_ValidateNamesEveryProblem(t *testing.T) {
 		CoordinatorTimeout: time.Second, SyncTimeout: time.Second, ShutdownTimeout: time.Second, MaxRoundBytes: 1, LogLevel: "info"}
 	err = kc.Validate()
 	require.Error(t, err)
-	for _, want := range []string{"COORDINATOR_URL", "ADVERTISE_URL", "CLUSTER_TOKEN", "HTTP_TIMEOUT", "MAX_CONNECTIONS"} {
+	for _, want := range []string{"COORDINATOR_URL", "ADVERTISE_URL", "CLUSTER_TOKEN", "HTTP_TIMEOUT", "MAX_CONNECTIONS", "MAX_HEADER_BYTES"} {
 		assert.Contains(t, err.Error(), want)
 	}
 }

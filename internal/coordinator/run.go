@@ -103,8 +103,9 @@ func serveBoth(ctx context.Context, cfg Config, public, internal net.Listener, s
 	wg.Go(func() {
 		defer stop()
 		errPublic = httpserver.Serve(ctx, public, publicRoutes(logger, svc, cfg), httpserver.Timeouts{
-			ReadHeader: 5 * time.Second,
-			Read:       cfg.HTTPTimeout,
+			MaxHeaderBytes: int(cfg.MaxHeaderBytes),
+			ReadHeader:     5 * time.Second,
+			Read:           cfg.HTTPTimeout,
 			// The write deadline runs from the end of the headers: the
 			// body may take HTTP_TIMEOUT, then the round REQUEST_TIMEOUT.
 			Write:    cfg.HTTPTimeout + cfg.RequestTimeout + 5*time.Second,
@@ -115,11 +116,12 @@ func serveBoth(ctx context.Context, cfg Config, public, internal net.Listener, s
 	wg.Go(func() {
 		defer stop()
 		errInternal = httpserver.Serve(ctx, internal, internalRoutes(logger, svc, cfg), httpserver.Timeouts{
-			ReadHeader: 5 * time.Second,
-			Read:       cfg.HTTPTimeout,
-			Write:      cfg.HTTPTimeout,
-			Idle:       time.Minute,
-			Shutdown:   cfg.ShutdownTimeout,
+			MaxHeaderBytes: int(cfg.MaxHeaderBytes),
+			ReadHeader:     5 * time.Second,
+			Read:           cfg.HTTPTimeout,
+			Write:          cfg.HTTPTimeout,
+			Idle:           time.Minute,
+			Shutdown:       cfg.ShutdownTimeout,
 		}, logger)
 	})
 	wg.Wait()

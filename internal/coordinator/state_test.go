@@ -61,7 +61,7 @@ func TestRun_ExitsWhenRecoveryCannotRecordItsHolders(t *testing.T) {
 		HealthInterval: time.Second, RecoveryTries: 1, RequestTimeout: time.Second, CounterTimeout: time.Second,
 		SyncTimeout: time.Second, HTTPTimeout: time.Second, MaxBodyBytes: 1 << 10, MaxItemsPerRequest: 10,
 		MaxInflightRequests: 10, MaxInflightBytes: 1 << 20, MaxConnections: 10, MaxQueuedRequests: 10,
-		MaxRoundBytes: 1 << 20, MaxCounters: 4, MinLiveCounters: 1, MaxBatchItems: 10,
+		MaxRoundBytes: 1 << 20, MaxCounters: 4, MinLiveCounters: 1, MaxBatchItems: 10, MaxHeaderBytes: 16 << 10,
 		RecoveryGrace: 300 * time.Millisecond, DataDir: dir, ShutdownTimeout: time.Second, LogLevel: "info",
 		ClusterInsecure: true,
 	}
@@ -101,7 +101,7 @@ func TestRun_ReservesItsEpochBeforeServing(t *testing.T) {
 		HealthInterval: time.Second, RecoveryTries: 1, RequestTimeout: time.Second, CounterTimeout: time.Second,
 		SyncTimeout: time.Second, HTTPTimeout: time.Second, MaxBodyBytes: 1 << 10, MaxItemsPerRequest: 10,
 		MaxInflightRequests: 10, MaxInflightBytes: 1 << 20, MaxConnections: 10, MaxQueuedRequests: 10,
-		MaxRoundBytes: 1 << 20, MaxCounters: 4, MinLiveCounters: 1, MaxBatchItems: 10,
+		MaxRoundBytes: 1 << 20, MaxCounters: 4, MinLiveCounters: 1, MaxBatchItems: 10, MaxHeaderBytes: 16 << 10,
 		RecoveryGrace: time.Hour, DataDir: dir, ShutdownTimeout: time.Second, LogLevel: "info", ClusterInsecure: true,
 	}
 	fences := make([]uint64, 2)

@@ -36,6 +36,8 @@ type Config struct {
 	// HTTPTimeout bounds reading a request and writing its answer, except
 	// snapshot streams (SyncTimeout).
 	HTTPTimeout time.Duration `envconfig:"HTTP_TIMEOUT" default:"30s"`
+	// MaxHeaderBytes bounds a request's headers.
+	MaxHeaderBytes int64 `envconfig:"MAX_HEADER_BYTES" default:"16384"`
 	// MaxConnections bounds the open connections of the listener.
 	MaxConnections  int           `envconfig:"MAX_CONNECTIONS" default:"4096"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s"`
@@ -74,6 +76,7 @@ func (c Config) Validate() error {
 		d("SYNC_TIMEOUT", c.SyncTimeout), d("SHUTDOWN_TIMEOUT", c.ShutdownTimeout), d("HTTP_TIMEOUT", c.HTTPTimeout))...)
 	n := httpserver.Named[int64]
 	errs = append(errs, httpserver.AtLeast(1, n("MAX_CONNECTIONS", int64(c.MaxConnections)), n("MAX_ROUND_BYTES", c.MaxRoundBytes))...)
+	errs = append(errs, httpserver.AtLeast(4<<10, n("MAX_HEADER_BYTES", c.MaxHeaderBytes))...)
 	if _, err := c.Level(); err != nil {
 		errs = append(errs, err)
 	}

@@ -36,11 +36,12 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, client *http.Client, 
 	})
 
 	err := httpserver.Serve(ctx, netutil.LimitListener(ln, cfg.MaxConnections), NewServer(logger, svc, cfg), httpserver.Timeouts{
-		ReadHeader: 5 * time.Second,
-		Read:       cfg.HTTPTimeout, // snapshot streams extend their own (ExtendDeadlines)
-		Write:      cfg.HTTPTimeout,
-		Idle:       time.Minute,
-		Shutdown:   cfg.ShutdownTimeout,
+		MaxHeaderBytes: int(cfg.MaxHeaderBytes),
+		ReadHeader:     5 * time.Second,
+		Read:           cfg.HTTPTimeout, // snapshot streams extend their own (ExtendDeadlines)
+		Write:          cfg.HTTPTimeout,
+		Idle:           time.Minute,
+		Shutdown:       cfg.ShutdownTimeout,
 	}, logger)
 	stopLoops()
 	wg.Wait()

@@ -139,10 +139,6 @@ func recoverPanics(logger *slog.Logger) func(http.Handler) http.Handler {
 	}
 }
 
-// MaxHeaderBytes bounds a request's headers on every server: the longest
-// legitimate line is a path with an escaped tenant (at most ~3 KiB).
-const MaxHeaderBytes = 16 << 10
-
 // Budget is an allowance of bytes shared by concurrent requests, taken
 // without waiting: a request that does not fit is shed, not queued.
 type Budget struct {
@@ -212,13 +208,16 @@ func (b *Budget) Give(n int64) {
 	b.free += n
 }
 
-// Timeouts of a server.
+// Timeouts of a server, and the bound of its requests' headers.
 type Timeouts struct {
-	ReadHeader time.Duration
-	Read       time.Duration
-	Write      time.Duration
-	Idle       time.Duration
-	Shutdown   time.Duration
+	// MaxHeaderBytes bounds a request's headers (Go's server answers a
+	// larger one 431 itself, in plain text).
+	MaxHeaderBytes int
+	ReadHeader     time.Duration
+	Read           time.Duration
+	Write          time.Duration
+	Idle           time.Duration
+	Shutdown       time.Duration
 }
 
 // Serve serves h on ln until ctx ends, then shuts down gracefully: it stops
@@ -230,7 +229,7 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, t Timeouts, log
 		ReadTimeout:       t.Read,
 		WriteTimeout:      t.Write,
 		IdleTimeout:       t.Idle,
-		MaxHeaderBytes:    MaxHeaderBytes,
+		MaxHeaderBytes:    t.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
