@@ -35,7 +35,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg := chaos.Config{Duration: *runLen, ArtifactDir: *artifacts}
+	cfg := chaos.Config{Duration: *runLen, ArtifactDir: *artifacts, KeptLogLevel: slog.LevelDebug}
 	if *logPath != "" {
 		f, err := os.Create(*logPath)
 		if err != nil {

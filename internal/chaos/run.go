@@ -45,9 +45,13 @@ type Config struct {
 	// CheckTimeout bounds porcupine.
 	CheckTimeout time.Duration
 	// ArtifactDir receives the HTML visualisation of a failed run and, when
-	// Logger is nil, every node's debug log of it.
+	// Logger is nil, every node's log of it at KeptLogLevel.
 	ArtifactDir string
 	Logger      *slog.Logger
+	// KeptLogLevel is the level of the log kept for a failed run: info by
+	// default; debug (every call of every round) costs CPU that a test
+	// running beside others may not have.
+	KeptLogLevel slog.Level
 }
 
 func (c Config) withDefaults() Config {
@@ -95,7 +99,7 @@ func Run(t clustertest.T, cfg Config) Result {
 	var runLog *lockedBuffer
 	if cfg.Logger == nil && cfg.ArtifactDir != "" {
 		runLog = &lockedBuffer{}
-		cfg.Logger = slog.New(slog.NewTextHandler(runLog, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		cfg.Logger = slog.New(slog.NewTextHandler(runLog, &slog.HandlerOptions{Level: cfg.KeptLogLevel}))
 	}
 	cfg = cfg.withDefaults()
 	res := Result{Seed: cfg.Seed}

@@ -100,8 +100,7 @@ func (s *Service) sync(ctx context.Context, id, incarnation string, gen uint64) 
 }
 
 func (s *Service) syncOnce(ctx context.Context, id, incarnation string, gen uint64) error {
-	syncID := uuid.NewString() // names the counter's sync session
-	join, at, err := s.join(ctx, id, incarnation, gen, syncID)
+	join, at, syncID, err := s.join(ctx, id, incarnation, gen)
 	if err != nil {
 		return err
 	}
@@ -121,14 +120,17 @@ func (s *Service) syncOnce(ctx context.Context, id, incarnation string, gen uint
 const optimisticJoins = 3
 
 // join puts the counter into the write set at the coordinator's position
-// and returns its answer and that position. The join is first sent outside
+// and returns its answer, that position and the id of the sync session the
+// join opened (each attempt opens its own). The join is first sent outside
 // the committer loop, at the position last published, and the counter
 // enters the write set only if no round ran meanwhile: a slow or
 // unreachable joiner delays no write. Under a steady load a round runs in
 // between every time; after optimisticJoins tries the join is sent between
 // two rounds, with a deadline of at most 500 ms.
-func (s *Service) join(ctx context.Context, id, incarnation string, gen uint64, syncID string) (wire.JoinResponse, twopc.Position, error) {
+func (s *Service) join(ctx context.Context, id, incarnation string, gen uint64) (wire.JoinResponse, twopc.Position, string, error) {
+	var syncID string
 	send := func(ctx context.Context, pos twopc.Position, timeout time.Duration) (wire.JoinResponse, error) {
+		syncID = uuid.NewString()
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		resp, err := s.counters.Join(cctx, id, wire.JoinRequest{
@@ -150,7 +152,7 @@ func (s *Service) join(ctx context.Context, id, incarnation string, gen uint64, 
 			continue // it is already in a later round: the position moved
 		}
 		if err != nil {
-			return resp, at, err
+			return resp, at, syncID, err
 		}
 		joined := false
 		err = s.committer.Do(ctx, func(_ context.Context, pos *twopc.Position) error {
@@ -161,7 +163,7 @@ func (s *Service) join(ctx context.Context, id, incarnation string, gen uint64, 
 			return s.registry.Joined(id, gen, pos.Last.Round.Seq, resp.Complete)
 		})
 		if err != nil || joined {
-			return resp, at, err
+			return resp, at, syncID, err
 		}
 	}
 	var resp wire.JoinResponse
@@ -174,7 +176,7 @@ func (s *Service) join(ctx context.Context, id, incarnation string, gen uint64, 
 		at = *pos
 		return s.registry.Joined(id, gen, pos.Last.Round.Seq, resp.Complete)
 	})
-	return resp, at, err
+	return resp, at, syncID, err
 }
 
 // retry calls fn with a growing pause until it returns done or an error,

@@ -79,6 +79,7 @@ type Ledger struct {
 	// any other session are refused.
 	syncID         string
 	joined         wire.JoinResponse // the answer to the join of syncID
+	joinedAt       wire.Decision     // the join point of that join
 	since, joinSeq uint64
 	// joins counts the joins: the only event that removes rows, which a
 	// snapshot served in pieces must not straddle.
@@ -336,7 +337,7 @@ func (l *Ledger) Join(req wire.JoinRequest) (wire.JoinResponse, error) {
 	if err := l.checkEpoch(req.Epoch); err != nil {
 		return wire.JoinResponse{}, err
 	}
-	if req.SyncID != "" && req.SyncID == l.syncID {
+	if req.SyncID != "" && req.SyncID == l.syncID && req.Last == l.joinedAt {
 		// A duplicate of the join that opened this session: the same
 		// answer, and the rows merged since are not truncated again.
 		return l.joined, nil
@@ -366,7 +367,7 @@ func (l *Ledger) Join(req wire.JoinRequest) (wire.JoinResponse, error) {
 	sameCluster := l.clusterID == req.ClusterID || (l.clusterID == "" && empty)
 	l.last, l.lastCommitted = req.Last.Round, req.Last.Commit
 	l.joinSeq = req.Last.Round.Seq
-	l.syncID = req.SyncID
+	l.syncID, l.joinedAt = req.SyncID, req.Last
 	if sameCluster && (l.mode == wire.ModeReady || empty) && l.lastCommit == req.Committed {
 		l.clusterID = req.ClusterID
 		l.mode = wire.ModeReady

@@ -412,3 +412,18 @@ func TestLedger_ADuplicatedJoinKeepsItsSession(t *testing.T) {
 	require.NoError(t, l.FinishSync("s1", 2))
 	assert.Equal(t, int64(3), count(t, l, 2, "acme"), "the rows merged before the duplicate are kept")
 }
+
+// TestLedger_ARepeatedJoinAtALaterPointIsANewJoin: only a duplicate of the
+// same join is answered from memory; the same session at a later join
+// point (the coordinator trying again after a round ran) joins there.
+// The abuse test found this: a counter answered a retried join with its
+// first answer, stayed at the old seq, and refused the next round.
+func TestLedger_ARepeatedJoinAtALaterPointIsANewJoin(t *testing.T) {
+	l := ledger.New("c2", "inc-2")
+	_, err := l.Join(wire.JoinRequest{Epoch: epoch, ClusterID: "cl", SyncID: "s1"})
+	require.NoError(t, err)
+	_, err = l.Join(wire.JoinRequest{Epoch: epoch, ClusterID: "cl", SyncID: "s1", Last: wire.Decision{Round: rid(1)}})
+	require.NoError(t, err)
+	assert.Equal(t, rid(1), l.Status().Last, "joined at the later point")
+	require.NoError(t, l.Prepare(wire.PrepareRequest{Round: rid(2), Stable: 1}), "so it takes the next round")
+}
