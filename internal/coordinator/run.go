@@ -98,31 +98,28 @@ func Run(ctx context.Context, cfg Config, public, internal net.Listener, client 
 func serveBoth(ctx context.Context, cfg Config, public, internal net.Listener, svc *Service, logger *slog.Logger) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+	limits := func(write time.Duration) httpserver.Timeouts {
+		return httpserver.Timeouts{
+			MaxHeaderBytes: int(cfg.MaxHeaderBytes),
+			ReadHeader:     5 * time.Second,
+			Read:           cfg.HTTPTimeout,
+			Write:          write,
+			Idle:           time.Minute,
+			Shutdown:       cfg.ShutdownTimeout,
+		}
+	}
 	var wg sync.WaitGroup
 	var errPublic, errInternal error
 	wg.Go(func() {
 		defer stop()
-		errPublic = httpserver.Serve(ctx, public, publicRoutes(logger, svc, cfg), httpserver.Timeouts{
-			MaxHeaderBytes: int(cfg.MaxHeaderBytes),
-			ReadHeader:     5 * time.Second,
-			Read:           cfg.HTTPTimeout,
-			// The write deadline runs from the end of the headers: the
-			// body may take HTTP_TIMEOUT, then the round REQUEST_TIMEOUT.
-			Write:    cfg.HTTPTimeout + cfg.RequestTimeout + 5*time.Second,
-			Idle:     time.Minute,
-			Shutdown: cfg.ShutdownTimeout,
-		}, logger)
+		// The write deadline runs from the end of the headers: the body
+		// may take HTTP_TIMEOUT, then the round REQUEST_TIMEOUT.
+		errPublic = httpserver.Serve(ctx, public, publicRoutes(logger, svc, cfg),
+			limits(cfg.HTTPTimeout+cfg.RequestTimeout+5*time.Second), logger)
 	})
 	wg.Go(func() {
 		defer stop()
-		errInternal = httpserver.Serve(ctx, internal, internalRoutes(logger, svc, cfg), httpserver.Timeouts{
-			MaxHeaderBytes: int(cfg.MaxHeaderBytes),
-			ReadHeader:     5 * time.Second,
-			Read:           cfg.HTTPTimeout,
-			Write:          cfg.HTTPTimeout,
-			Idle:           time.Minute,
-			Shutdown:       cfg.ShutdownTimeout,
-		}, logger)
+		errInternal = httpserver.Serve(ctx, internal, internalRoutes(logger, svc, cfg), limits(cfg.HTTPTimeout), logger)
 	})
 	wg.Wait()
 	return errors.Join(errPublic, errInternal)
