@@ -23,8 +23,10 @@ vet: ## gofmt check and go vet
 fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')
 
-local: build ensure-token ## run a coordinator and COUNTERS counters as local processes (Ctrl-C stops them)
-	@CLUSTER_TOKEN="$(call setting,CLUSTER_TOKEN,)" COUNTERS=$(COUNTERS) scripts/local.sh
+local: build ensure-token ## run a coordinator and COUNTERS counters as local processes, with .env's settings (Ctrl-C stops them)
+	@# .env first, then what the command line or environment sets; the token is never echoed.
+	@set -a && . ./.env && set +a && HTTP_PORT=$(D_HTTP_PORT) COUNTERS=$(D_COUNTERS) \
+		CLUSTER_TOKEN="$(call setting,CLUSTER_TOKEN,)" scripts/local.sh
 
 FUZZTIME ?= 30s
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s); a crasher is saved in the package's testdata/fuzz

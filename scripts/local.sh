@@ -2,8 +2,10 @@
 # Runs a coordinator and $COUNTERS counters as local processes on loopback
 # ports, in the foreground, each log line prefixed by its process: the
 # coordinator's public API on $HTTP_PORT, its internal API on HTTP_PORT+1,
-# counters from HTTP_PORT+2. Every process gets $CLUSTER_TOKEN (make local
-# takes it from .env). Ctrl-C (or SIGTERM) stops them all.
+# counters from HTTP_PORT+2. Every process gets the environment (make local
+# loads .env into it) with its own ports and URLs; HEALTH_INTERVAL and
+# RECOVERY_GRACE default to 2s and 1s here when nothing sets them.
+# Ctrl-C (or SIGTERM) stops them all.
 set -euo pipefail
 
 counters=${COUNTERS:-3}

@@ -226,6 +226,9 @@ func (a *attacker) send(ctx context.Context, at attack) {
 	if !at.ok(resp.StatusCode, e.Code) {
 		a.violate(at, fmt.Sprintf("answered %d %s: %.200s", resp.StatusCode, e.Code, data))
 	}
+	if at.target == "public" && bytes.Contains(data, []byte("127.0.0.1")) {
+		a.violate(at, fmt.Sprintf("the public answer names an address: %.200s", data))
+	}
 }
 
 // abandonUpload announces body, sends half of it and hangs up.

@@ -42,6 +42,9 @@ func writeError(logger *slog.Logger, w http.ResponseWriter, r *http.Request, err
 	switch {
 	case errors.Is(err, wire.ErrTooManyItems):
 		status, code, msg = http.StatusRequestEntityTooLarge, wire.CodeTooManyItems, err.Error()
+	case errors.Is(err, httpserver.ErrBodyRead):
+		// The cause names addresses: the log has it, the client does not.
+		status, code, msg = http.StatusRequestTimeout, wire.CodeTimeout, "the request body did not arrive in full; nothing was applied"
 	case errors.Is(err, httpserver.ErrTooLarge), errors.Is(err, twopc.ErrTooLarge):
 		status, code, msg = http.StatusRequestEntityTooLarge, wire.CodeTooLarge, err.Error()
 	case errors.As(err, new(invalidError)):
@@ -63,12 +66,16 @@ func writeError(logger *slog.Logger, w http.ResponseWriter, r *http.Request, err
 		status, code, msg = http.StatusServiceUnavailable, wire.CodeUnavailable, err.Error()
 	case errors.Is(err, twopc.ErrAborted):
 		status, code, msg = http.StatusServiceUnavailable, wire.CodeUnavailable, "a counter refused the write; nothing was applied, retry"
-	case errors.Is(err, twopc.ErrUnavailable), errors.Is(err, ErrNoCounter), errors.Is(err, twopc.ErrStopped):
+	case errors.Is(err, twopc.ErrNotRecorded):
+		status, code, msg = http.StatusServiceUnavailable, wire.CodeUnavailable, "the coordinator could not record the write; nothing was applied, retry"
+	case errors.Is(err, twopc.ErrStopped):
+		status, code, msg = http.StatusServiceUnavailable, wire.CodeUnavailable, "the coordinator is shutting down; nothing was applied, retry"
+	case errors.Is(err, twopc.ErrUnavailable), errors.Is(err, ErrNoCounter):
 		status, code, msg = http.StatusServiceUnavailable, wire.CodeUnavailable, "no counter available; nothing was applied, retry"
 	default:
 		status, code, msg = http.StatusInternalServerError, wire.CodeInternal, "internal error"
 	}
-	if status >= 500 && r.Context().Err() == nil {
+	if (status >= 500 || status == http.StatusRequestTimeout) && r.Context().Err() == nil {
 		logger.Warn("request failed", "path", r.URL.Path, "status", status, "err", err,
 			"request_id", httpserver.RequestID(r.Context()))
 	}
@@ -91,9 +98,6 @@ func handleCreateItems(logger *slog.Logger, items ItemAdder, budget *httpserver.
 		release := func() { budget.Give(taken); taken = 0 }
 		defer release()
 		if err != nil {
-			if !errors.Is(err, httpserver.ErrTooLarge) && !errors.Is(err, httpserver.ErrNoBudget) {
-				err = invalid(err)
-			}
 			writeError(logger, w, r, err)
 			return
 		}
@@ -166,9 +170,6 @@ func handleRegister(logger *slog.Logger, svc *Service) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, err := httpserver.ReadBody(w, r, maxRegisterBytes)
 		if err != nil {
-			if !errors.Is(err, httpserver.ErrTooLarge) {
-				err = invalid(err)
-			}
 			writeError(logger, w, r, err)
 			return
 		}

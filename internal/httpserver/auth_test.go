@@ -177,3 +177,24 @@ func TestBudget(t *testing.T) {
 	b.Give(6)
 	assert.True(t, b.TryTake(6))
 }
+
+// TestReadBodyWithin_ABodyAtTheLimitFitsABudgetOfTheLimit (from a review):
+// the buffer grew past the limit by doubling, so a body of exactly
+// MAX_BODY_BYTES needed twice that of the budget and could be refused for
+// ever when MAX_INFLIGHT_BYTES equalled MAX_BODY_BYTES.
+func TestReadBodyWithin_ABodyAtTheLimitFitsABudgetOfTheLimit(t *testing.T) {
+	t.Parallel()
+	for _, limit := range []int64{4 << 20, 5_000_000, 100} {
+		b := httpserver.NewBudget(limit)
+		req := httptest.NewRequest(http.MethodPost, "/items", strings.NewReader(strings.Repeat("x", int(limit))))
+		data, taken, err := httpserver.ReadBodyWithin(httptest.NewRecorder(), req, limit, b)
+		require.NoError(t, err, "limit %d", limit)
+		assert.Len(t, data, int(limit))
+		assert.Equal(t, limit, taken)
+
+		req = httptest.NewRequest(http.MethodPost, "/items", strings.NewReader(strings.Repeat("x", int(limit)+1)))
+		_, taken, err = httpserver.ReadBodyWithin(httptest.NewRecorder(), req, limit, httpserver.NewBudget(limit))
+		require.ErrorIs(t, err, httpserver.ErrTooLarge, "limit %d", limit)
+		assert.LessOrEqual(t, taken, limit)
+	}
+}

@@ -24,6 +24,11 @@ import (
 // ErrTooLarge reports a request body over the limit.
 var ErrTooLarge = errors.New("request body too large")
 
+// ErrBodyRead reports a body that could not be read: the client stopped
+// sending, too slowly or at all. Its cause names addresses: log it, do not
+// answer it.
+var ErrBodyRead = errors.New("request body not received in full")
+
 // ReadBody reads the whole request body, up to limit bytes.
 func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
@@ -32,7 +37,7 @@ func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		if errors.As(err, &mbe) {
 			return nil, fmt.Errorf("%w: limit is %d bytes", ErrTooLarge, limit)
 		}
-		return nil, fmt.Errorf("read body: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrBodyRead, err)
 	}
 	return data, nil
 }
@@ -167,17 +172,20 @@ var ErrNoBudget = errors.New("too many request bodies in flight; retry shortly")
 const budgetStep = 64 << 10
 
 // ReadBodyWithin reads the whole body, up to limit bytes, taking its bytes
-// from b as they arrive: a slow or stalled upload holds only what it sent.
-// It returns the bytes taken, which the caller gives back once it no
-// longer holds the body, also on error. A body the budget cannot hold is
-// ErrNoBudget.
+// from b as they arrive: a slow or stalled upload holds only what it sent,
+// and a body holds at most limit bytes of the budget. It returns the bytes
+// taken, which the caller gives back once it no longer holds the body,
+// also on error. A body the budget cannot hold is ErrNoBudget.
 func ReadBodyWithin(w http.ResponseWriter, r *http.Request, limit int64, b *Budget) (data []byte, taken int64, err error) {
 	body := http.MaxBytesReader(w, r.Body, limit)
 	data = []byte{}
+	var probe [1]byte // reads past a full buffer of limit bytes: EOF, or too large
 	for {
-		if len(data) == cap(data) {
-			// Grow by doubling, taking exactly what the new buffer adds.
-			grow := int64(max(cap(data), budgetStep))
+		buf := data[len(data):cap(data)]
+		if len(data) == cap(data) && int64(cap(data)) < limit {
+			// Grow by doubling up to limit, taking exactly what the new
+			// buffer adds.
+			grow := min(int64(max(cap(data), budgetStep)), limit-int64(cap(data)))
 			if !b.TryTake(grow) {
 				return nil, taken, ErrNoBudget
 			}
@@ -185,8 +193,15 @@ func ReadBodyWithin(w http.ResponseWriter, r *http.Request, limit int64, b *Budg
 			bigger := make([]byte, len(data), int64(cap(data))+grow)
 			copy(bigger, data)
 			data = bigger
+			buf = data[len(data):cap(data)]
 		}
-		n, err := body.Read(data[len(data):cap(data)])
+		if len(buf) == 0 {
+			buf = probe[:]
+		}
+		n, err := body.Read(buf)
+		if n > 0 && len(buf) == len(probe) && &buf[0] == &probe[0] {
+			return nil, taken, fmt.Errorf("%w: limit is %d bytes", ErrTooLarge, limit)
+		}
 		data = data[:len(data)+n]
 		switch {
 		case err == io.EOF:
@@ -196,7 +211,7 @@ func ReadBodyWithin(w http.ResponseWriter, r *http.Request, limit int64, b *Budg
 			if errors.As(err, &mbe) {
 				return nil, taken, fmt.Errorf("%w: limit is %d bytes", ErrTooLarge, limit)
 			}
-			return nil, taken, fmt.Errorf("read body: %w", err)
+			return nil, taken, fmt.Errorf("%w: %w", ErrBodyRead, err)
 		}
 	}
 }

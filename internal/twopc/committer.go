@@ -32,6 +32,9 @@ var (
 	ErrOverloaded = errors.New("too many requests waiting for a round")
 	// ErrTooLarge: the items can never fit in a round; nothing was applied.
 	ErrTooLarge = errors.New("items too large for one round")
+	// ErrNotRecorded: the holders of a round could not be recorded before
+	// its commit; the round was aborted and nothing was applied.
+	ErrNotRecorded = errors.New("the round's holders could not be recorded")
 	// ErrRejected: a participant rejected a round's request as malformed
 	// (the coordinator's fault, or mismatched configurations); the round
 	// was aborted and nothing was applied.
@@ -467,7 +470,7 @@ func (c *Committer) runRound(ctx context.Context, batches []wire.Batch, items in
 	if err := c.cluster.Committing(id, pos.ClusterID, voters); err != nil {
 		c.abort(ctx, id, pos, peers, timeout)
 		logger.Error("round aborted: cannot record its holders", "err", err)
-		return fmt.Errorf("%w: %w", ErrAborted, err)
+		return fmt.Errorf("%w: %w", ErrNotRecorded, err)
 	}
 
 	// Decision: commit. It is final from here on, and goes out with the
