@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/distributed-counter/distributed-counter/api"
 	"github.com/distributed-counter/distributed-counter/internal/httpserver"
 	"github.com/distributed-counter/distributed-counter/internal/twopc"
 	"github.com/distributed-counter/distributed-counter/internal/wire"
@@ -150,6 +151,14 @@ func handleGetCount(logger *slog.Logger, counts CountReader, timeout time.Durati
 func handleListCounters(svc *Service, internal bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		httpserver.WriteJSON(w, http.StatusOK, svc.Counters(internal))
+	}
+}
+
+// handleOpenAPI serves the OpenAPI description of the public API.
+func handleOpenAPI() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(api.Spec())
 	}
 }
 

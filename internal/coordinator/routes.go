@@ -18,6 +18,7 @@ func publicRoutes(logger *slog.Logger, svc *Service, cfg Config) http.Handler {
 	r.Get("/items/{tenantID}/count", handleGetCount(logger, svc, cfg.RequestTimeout))
 	r.Get("/counters", handleListCounters(svc, false))
 	r.Get("/health", handleHealth(svc))
+	r.Get("/openapi.yaml", handleOpenAPI())
 	return r
 }
 
