@@ -2,6 +2,9 @@ package chaos_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,9 +38,20 @@ func TestChaos_FixedSeeds(t *testing.T) {
 // lost, no counter is marked dead, no ordinary request fails, every attack
 // gets a 4xx (or 503 overloaded), and the history passes every checker.
 func TestAbuse_AttackersChangeNothingForOrdinaryClients(t *testing.T) {
-	res := chaos.Run(t, chaos.Config{Seed: 7, Calm: true, Attackers: 3, Duration: 4 * time.Second, MaxOpsPerClient: 300, ArtifactDir: t.TempDir()})
+	dir := t.TempDir()
+	res := chaos.Run(t, chaos.Config{Seed: 7, Calm: true, Attackers: 3, Duration: 4 * time.Second, MaxOpsPerClient: 300, ArtifactDir: dir})
 	for _, v := range res.Report.Violations {
 		t.Errorf("violation: %s", v)
+	}
+	if res.Failed() {
+		// The warnings of the run's log say what happened; the directory goes with the test.
+		if data, err := os.ReadFile(filepath.Join(dir, "chaos-seed-7.log")); err == nil {
+			for line := range strings.Lines(string(data)) {
+				if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+					t.Log(strings.TrimSpace(line))
+				}
+			}
+		}
 	}
 	assert.Greater(t, res.Ops, 100, "the ordinary workload ran")
 	assert.Greater(t, res.Attacks, 100, "the attackers ran")

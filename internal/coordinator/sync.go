@@ -147,6 +147,9 @@ func (s *Service) join(ctx context.Context, id, incarnation string, gen uint64) 
 	}
 	for range optimisticJoins {
 		at := s.committer.Position()
+		if at.ClusterID == "" {
+			break // the loop has not started: join between its first rounds
+		}
 		resp, err := send(ctx, at, s.cfg.CounterTimeout)
 		if remote.HasCode(err, wire.CodeVotedNo) {
 			continue // it is already in a later round: the position moved

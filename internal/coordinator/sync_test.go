@@ -3,12 +3,21 @@ package coordinator
 import (
 	"context"
 	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/distributed-counter/distributed-counter/internal/httpserver"
+	"github.com/distributed-counter/distributed-counter/internal/remote"
+	"github.com/distributed-counter/distributed-counter/internal/twopc"
+	"github.com/distributed-counter/distributed-counter/internal/wire"
 )
 
 // stepReader gives one byte per step, then blocks until its context ends.
@@ -49,4 +58,55 @@ func TestStallGuard_EndsATransferThatStopsMoving(t *testing.T) {
 		_, err = io.ReadAll(r)
 		assert.Error(t, err)
 	})
+}
+
+// TestJoin_WaitsForTheCommitterBeforeItsFirstRound is the regression test
+// of a counter marked dead right after a coordinator started (the abuse
+// test caught it): syncs queued at the end of recovery sent their join
+// from the committer's position before the loop had one, with no cluster
+// id, and the counter rejected it.
+func TestJoin_WaitsForTheCommitterBeforeItsFirstRound(t *testing.T) {
+	var mu sync.Mutex
+	var joins []wire.JoinRequest
+	counter := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		req, err := wire.DecodeJoin(body)
+		if err != nil {
+			httpserver.WriteError(w, http.StatusBadRequest, wire.CodeInvalid, err.Error())
+			return
+		}
+		mu.Lock()
+		joins = append(joins, req)
+		mu.Unlock()
+		httpserver.WriteJSON(w, http.StatusOK, wire.JoinResponse{Incarnation: "inc", Complete: true})
+	}))
+	defer counter.Close()
+
+	cfg := Config{CounterTimeout: time.Second, MaxCounters: 4, MinLiveCounters: 1, MaxBatchItems: 10, MaxRoundBytes: 1 << 20}
+	svc := NewService(cfg, remote.NewCounters(&http.Client{Timeout: time.Second}, ""), newStateFile(""), time.Now, slog.New(slog.DiscardHandler))
+	gen, ok := svc.registry.StartSync(counter.URL, "inc")
+	require.True(t, ok)
+	joined := make(chan error, 1)
+	go func() {
+		_, _, _, err := svc.join(t.Context(), counter.URL, "inc", gen)
+		joined <- err
+	}()
+	// Before the loop runs, a join cannot have a position to join at: it
+	// must wait. (A bounded wait for something that must not happen: on a
+	// very slow machine the test could miss the bug, never invent one.)
+	select {
+	case err := <-joined:
+		t.Fatalf("the join finished before the committer had a position: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go svc.committer.Run(ctx, twopc.Position{Epoch: 7, ClusterID: "history"}) // recovery has ended
+	require.NoError(t, <-joined)
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, joins)
+	for _, j := range joins {
+		assert.Equal(t, "history", j.ClusterID, "every join names the history the loop runs")
+	}
 }
