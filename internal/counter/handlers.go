@@ -78,6 +78,21 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return body, err
 }
 
+// readRequest reads a size-limited body and decodes it with decode; a
+// body that does not decode is the caller's error.
+func readRequest[T any](w http.ResponseWriter, r *http.Request, limit int64, decode func([]byte) (T, error)) (T, error) {
+	var zero T
+	body, err := readBody(w, r, limit)
+	if err != nil {
+		return zero, err
+	}
+	req, err := decode(body)
+	if err != nil {
+		return zero, badRequest(err)
+	}
+	return req, nil
+}
+
 func queryUint(r *http.Request, name string) (uint64, error) {
 	v, err := strconv.ParseUint(r.URL.Query().Get(name), 10, 64)
 	if err != nil {
@@ -129,14 +144,9 @@ func handleLocalCount(svc *Service) http.HandlerFunc {
 
 func handlePrepare(logger *slog.Logger, svc *Service, maxBodyBytes int64) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body, err := readBody(w, r, maxBodyBytes)
+		req, err := readRequest(w, r, maxBodyBytes, wire.DecodePrepare)
 		if err != nil {
 			writeError(w, err)
-			return
-		}
-		req, err := wire.DecodePrepare(body)
-		if err != nil {
-			writeError(w, badRequest(err))
 			return
 		}
 		err = svc.with(func(l *ledger.Ledger) error { return l.Prepare(req) })
@@ -159,14 +169,9 @@ func handleAbort(logger *slog.Logger, svc *Service) http.HandlerFunc {
 
 func handleDecision(logger *slog.Logger, svc *Service, name string, apply func(*ledger.Ledger, wire.DecisionRequest) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body, err := readBody(w, r, maxDecisionBytes)
+		req, err := readRequest(w, r, maxDecisionBytes, wire.DecodeDecision)
 		if err != nil {
 			writeError(w, err)
-			return
-		}
-		req, err := wire.DecodeDecision(body)
-		if err != nil {
-			writeError(w, badRequest(err))
 			return
 		}
 		err = svc.with(func(l *ledger.Ledger) error { return apply(l, req) })
@@ -235,14 +240,9 @@ func handleIDs(svc *Service) http.HandlerFunc {
 
 func handleJoin(logger *slog.Logger, svc *Service) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body, err := readBody(w, r, maxDecisionBytes)
+		req, err := readRequest(w, r, maxDecisionBytes, wire.DecodeJoin)
 		if err != nil {
 			writeError(w, err)
-			return
-		}
-		req, err := wire.DecodeJoin(body)
-		if err != nil {
-			writeError(w, badRequest(err))
 			return
 		}
 		var resp wire.JoinResponse
