@@ -4,7 +4,8 @@
 # coordinator's public API on $HTTP_PORT, its internal API on HTTP_PORT+1,
 # counters from HTTP_PORT+2. Every process gets the environment (make local
 # loads .env into it) with its own ports and URLs; HEALTH_INTERVAL and
-# RECOVERY_GRACE default to 2s and 1s here when nothing sets them.
+# RECOVERY_GRACE default to 2s and 1s here when nothing sets them. The data
+# stays in $LOCAL_DATA (default data/local) from one run to the next.
 # Ctrl-C (or SIGTERM) stops them all.
 set -euo pipefail
 
@@ -38,10 +39,14 @@ fi
 export CLUSTER_TOKEN
 internal=$((port + 1))
 
-HTTP_PORT=$port INTERNAL_PORT=$internal run coordinator "$bin/coordinator"
+# Every counter claims its own slot under one directory (DATA_DIR/counter-<k>,
+# locked while it runs); the coordinator's state file sits beside them.
+data=${LOCAL_DATA:-data/local}
+mkdir -p "$data/coordinator"
+HTTP_PORT=$port INTERNAL_PORT=$internal DATA_DIR="$data/coordinator" run coordinator "$bin/coordinator"
 for i in $(seq 1 "$counters"); do
 	p=$((internal + i))
-	HTTP_PORT=$p COORDINATOR_URL=http://127.0.0.1:$internal ADVERTISE_URL=http://127.0.0.1:$p \
+	HTTP_PORT=$p COORDINATOR_URL=http://127.0.0.1:$internal ADVERTISE_URL=http://127.0.0.1:$p DATA_DIR="$data" \
 		run "counter-$i" "$bin/counter"
 done
 

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/distributed-counter/distributed-counter/internal/coordinator"
 	"github.com/distributed-counter/distributed-counter/internal/counter"
 	"github.com/distributed-counter/distributed-counter/internal/remote"
@@ -57,6 +59,9 @@ type Options struct {
 	Seed uint64
 	// Logger receives every node's logs; nil discards them.
 	Logger *slog.Logger
+	// NoSync runs the counters without fsync (DATA_FSYNC=false): a crash
+	// then loses acknowledged rounds, which the crash tests must catch.
+	NoSync bool
 }
 
 func (o Options) withDefaults() Options {
@@ -121,8 +126,10 @@ type Cluster struct {
 }
 
 // Node is one process of the cluster: it can be stopped and started again
-// on the same addresses, which is how a crash and restart look to the
-// others. A restarted counter has lost its state and has a new incarnation.
+// on the same addresses. A counter keeps its data on an in-memory file
+// system that outlives its process: Stop and Start restart it with its
+// data (and a new incarnation), Crash keeps only what it had synced, and
+// Wipe gives it an empty disk, and so a new identity.
 type Node struct {
 	Name string
 	// URL is the node's base URL, stable across restarts: the public API
@@ -131,13 +138,17 @@ type Node struct {
 	// InternalURL is the coordinator's internal API; empty for a counter.
 	InternalURL string
 	addrs       []string
-	run         func(ctx context.Context, lns []net.Listener) error
+	run         func(ctx context.Context, lns []net.Listener, d disk) error
+	cut         *cutSwitch // a crash cuts the process off the network at once
 
 	mu     sync.Mutex
 	first  []net.Listener // bound at creation, used by the first Start
 	cancel context.CancelFunc
 	done   chan error
 	exited chan struct{} // closed when the process has returned
+	fs     *vfs.MemFS    // a counter's disk
+	id     string        // a counter's identity, given to each new disk
+	wipes  int
 }
 
 // Start runs a cluster for the duration of the test.
@@ -157,11 +168,11 @@ func Start(t T, opts Options) *Cluster {
 	}
 	c.dataDir = dataDir
 	t.Cleanup(func() { _ = os.RemoveAll(dataDir + ".off"); _ = os.RemoveAll(dataDir) })
-	c.Coordinator = c.newNode(t, "coordinator", 2, func(ctx context.Context, lns []net.Listener, _ string) error {
+	c.Coordinator = c.newNode(t, "coordinator", 2, func(ctx context.Context, lns []net.Listener, n *Node, _ disk) error {
 		cfg := CoordinatorConfig(opts)
 		cfg.DataDir = dataDir
 		cfg.ClusterToken = c.Token
-		return coordinator.Run(ctx, cfg, lns[0], lns[1], c.nodeClient("coordinator"), opts.Logger.With("proc", "coordinator"))
+		return coordinator.Run(ctx, cfg, lns[0], lns[1], c.nodeClient(n), opts.Logger.With("proc", "coordinator"))
 	})
 	for i := range opts.Counters {
 		c.AddCounter(t, fmt.Sprintf("counter-%d", i+1))
@@ -213,10 +224,15 @@ func (c *Cluster) Options() Options { return c.opts }
 // AddCounter creates a counter node; call Start on it to run it.
 func (c *Cluster) AddCounter(t T, name string) *Node {
 	t.Helper()
-	n := c.newNode(t, name, 1, func(ctx context.Context, lns []net.Listener, self string) error {
+	n := c.newNode(t, name, 1, func(ctx context.Context, lns []net.Listener, n *Node, d disk) error {
 		cfg := counter.Config{
 			CoordinatorURL:     c.Coordinator.InternalURL,
-			AdvertiseURL:       self,
+			AdvertiseURL:       n.URL,
+			DataDir:            "/data",
+			DataSlots:          1,
+			DataFsync:          !c.opts.NoSync,
+			FS:                 d.fs,
+			NewID:              d.id,
 			ClusterToken:       c.Token,
 			RegisterInterval:   c.opts.HealthInterval,
 			CoordinatorTimeout: c.opts.CounterTimeout,
@@ -228,24 +244,26 @@ func (c *Cluster) AddCounter(t T, name string) *Node {
 			ShutdownTimeout:    200 * time.Millisecond,
 			LogLevel:           "debug",
 		}
-		return counter.Run(ctx, cfg, lns[0], c.nodeClient(name), c.opts.Logger.With("proc", name))
+		return counter.Run(ctx, cfg, lns[0], c.nodeClient(n), c.opts.Logger.With("proc", name))
 	})
+	n.fs, n.id = vfs.NewCrashableMem(), name
+	c.counters.SetAddress(n.id, n.URL)
 	c.Counters = append(c.Counters, n)
 	return n
 }
 
-// nodeClient is the outbound client of the named node: every call goes
-// through Faults.
-func (c *Cluster) nodeClient(from string) *http.Client {
+// nodeClient is the outbound client of node n: every call goes through
+// Faults, and none leaves once n has crashed.
+func (c *Cluster) nodeClient(n *Node) *http.Client {
 	base := &http.Transport{MaxIdleConnsPerHost: 64, Proxy: nil}
-	return &http.Client{Timeout: 10 * time.Second, Transport: c.Faults.Transport(from, base)}
+	return &http.Client{Timeout: 10 * time.Second, Transport: n.cut.transport(c.Faults.Transport(n.Name, base))}
 }
 
 // newNode creates a node with listeners listeners on 127.0.0.1: the first
 // is its URL, the second (the coordinator's) its InternalURL.
-func (c *Cluster) newNode(t T, name string, listeners int, run func(ctx context.Context, lns []net.Listener, self string) error) *Node {
+func (c *Cluster) newNode(t T, name string, listeners int, run func(ctx context.Context, lns []net.Listener, n *Node, d disk) error) *Node {
 	t.Helper()
-	n := &Node{Name: name}
+	n := &Node{Name: name, cut: &cutSwitch{}}
 	for range listeners {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -258,7 +276,7 @@ func (c *Cluster) newNode(t T, name string, listeners int, run func(ctx context.
 	if listeners > 1 {
 		n.InternalURL = "http://" + n.addrs[1]
 	}
-	n.run = func(ctx context.Context, lns []net.Listener) error { return run(ctx, lns, n.URL) }
+	n.run = func(ctx context.Context, lns []net.Listener, d disk) error { return run(ctx, lns, n, d) }
 	return n
 }
 
@@ -292,11 +310,16 @@ func (n *Node) Start(t T) {
 			lns = append(lns, ln)
 		}
 	}
+	for i, ln := range lns {
+		lns[i] = n.cut.listener(ln)
+	}
+	n.cut.reset()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	exited := make(chan struct{})
+	d := disk{fs: n.fs, id: n.id}
 	go func() {
-		done <- n.run(ctx, lns)
+		done <- n.run(ctx, lns, d)
 		close(exited)
 	}()
 	n.cancel, n.done, n.exited = cancel, done, exited
@@ -431,16 +454,20 @@ func (c *Cluster) Count(ctx context.Context, tenantID string) (int64, error) {
 
 // LocalCount asks a counter directly for its own count.
 func (c *Cluster) LocalCount(ctx context.Context, n *Node, tenantID string) (wire.LocalCountResponse, error) {
-	return c.counters.LocalCount(ctx, n.URL, tenantID)
+	return c.counters.LocalCount(ctx, n.ID(), tenantID)
 }
 
 // IDs asks a counter directly for the ids it holds for a tenant.
 func (c *Cluster) IDs(ctx context.Context, n *Node, tenantID string) ([]string, error) {
-	return c.counters.IDs(ctx, n.URL, tenantID)
+	return c.counters.IDs(ctx, n.ID(), tenantID)
 }
 
+// CounterClient is a client of the counters' internal API with the
+// cluster token, which knows every counter's address.
+func (c *Cluster) CounterClient() *remote.Counters { return c.counters }
+
 // Members returns the coordinator's view of the counters, from its
-// internal API: with each counter's URL as its id.
+// internal API: with each counter's id.
 func (c *Cluster) Members(ctx context.Context) (wire.CountersResponse, error) {
 	var cr wire.CountersResponse
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Coordinator.InternalURL+"/internal/counters", nil)
@@ -466,7 +493,7 @@ func (c *Cluster) State(ctx context.Context, n *Node) string {
 		return ""
 	}
 	for _, m := range cr.Counters {
-		if m.ID == n.URL {
+		if m.ID == n.ID() {
 			return m.State
 		}
 	}

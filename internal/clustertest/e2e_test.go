@@ -246,7 +246,10 @@ func TestCluster_NoCounterReachable503ThenRecovers(t *testing.T) {
 	assert.Equal(t, int64(3), mustCount(t, c, "acme"))
 }
 
-func TestCluster_AllCountersRestartedServiceRecovers(t *testing.T) {
+// TestCluster_AllCountersRestartedKeepTheirData: every counter stops at
+// once; they come back with their data, and the service goes on with
+// every acknowledged item.
+func TestCluster_AllCountersRestartedKeepTheirData(t *testing.T) {
 	t.Parallel()
 	c := startLive(t, clustertest.Options{})
 	mustAdd(t, c, items("acme", "a")...)
@@ -260,15 +263,42 @@ func TestCluster_AllCountersRestartedServiceRecovers(t *testing.T) {
 	for _, n := range c.Counters {
 		n.Start(t)
 	}
-	// Every copy was lost with its process (no disk yet), but the service
-	// must work again.
 	require.Eventually(t, func() bool {
 		resp, err := c.Add(t.Context(), items("acme", "b")...)
 		return err == nil && resp.Status == http.StatusOK
 	}, waitFor, tick)
-	n, err := c.Count(t.Context(), "acme")
+	assert.Equal(t, int64(2), mustCount(t, c, "acme"), "a, acknowledged before the restart, and b")
+}
+
+// TestCluster_AllCountersWipedServeNoEmptyHistory: every counter loses its
+// disk. The counters that come back (new ids) hold nothing, and the
+// coordinator waits for the holders of the data rather than start over:
+// it answers 503, never a count of 0.
+func TestCluster_AllCountersWipedServeNoEmptyHistory(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{})
+	mustAdd(t, c, items("acme", "a")...)
+	for _, n := range c.Counters {
+		n.Stop()
+		n.Wipe(c)
+	}
+	for _, n := range c.Counters {
+		n.Start(t)
+	}
+	require.Eventually(t, func() bool {
+		for _, n := range c.Counters {
+			if c.State(t.Context(), n) != "syncing" {
+				return false
+			}
+		}
+		return true
+	}, waitFor, tick, "the new counters are known, and wait for a source")
+	resp, err := c.Add(t.Context(), items("acme", "b")...)
 	require.NoError(t, err)
-	assert.GreaterOrEqual(t, n, int64(1))
+	assert.Equal(t, http.StatusServiceUnavailable, resp.Status, "%s", resp.Body)
+	resp, err = c.Do(t.Context(), http.MethodGet, "/items/acme/count", nil)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.Status, "%s", resp.Body)
 }
 
 func TestCluster_CoordinatorRestartKeepsData(t *testing.T) {

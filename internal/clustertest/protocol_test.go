@@ -81,14 +81,14 @@ func TestCluster_CountersRefuseTheReplacedCoordinatorOnceTheyRegister(t *testing
 	c.Coordinator.Start(t) // recovers for 3 s
 
 	// The old coordinator's next prepare, as it would send it on waking.
-	counters := remote.NewCounters(c.Client, c.Token)
+	counters := c.CounterClient()
 	for _, n := range c.Counters {
 		prep := wire.EncodePrepare(wire.PrepareRequest{
 			Round:  wire.RoundID{Epoch: old.Epoch, Seq: old.Seq + 1, TxID: "from-the-old-coordinator"},
-			Stable: old.Seq, View: []string{n.URL},
+			Stable: old.Seq, View: []string{n.ID()},
 		}, []wire.Batch{wire.EncodeBatch(items("acme", "lost"))})
 		require.Eventually(t, func() bool {
-			return remote.HasCode(counters.Prepare(t.Context(), n.URL, prep), wire.CodeStaleEpoch)
+			return remote.HasCode(counters.Prepare(t.Context(), n.ID(), prep), wire.CodeStaleEpoch)
 		}, waitFor, tick, "%s refuses the old epoch", n.Name)
 	}
 	resp, err := c.Do(t.Context(), http.MethodGet, "/health", nil)
@@ -183,22 +183,10 @@ func TestCluster_AFailedStateWriteChangesNoHolder(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusServiceUnavailable, resp.Status, "not recorded, so not committed: %s", resp.Body)
 
-	before, err := c.Members(t.Context())
-	require.NoError(t, err)
 	b.Stop()
-	b.Start(t) // a new process, with nothing
-	require.Eventually(t, func() bool {
-		m, err := c.Members(t.Context())
-		if err != nil {
-			return false
-		}
-		for i, cm := range m.Counters {
-			if cm.ID == b.URL && cm.Incarnation != before.Counters[i].Incarnation {
-				return true
-			}
-		}
-		return false
-	}, waitFor, tick, "the coordinator has seen b restart")
+	b.Wipe(c)
+	b.Start(t) // a new process, with nothing: its disk is gone too
+	require.Eventually(t, func() bool { return c.State(t.Context(), b) != "" }, waitFor, tick, "the coordinator has seen b come back")
 	restore()
 	cut() // a, which holds everything, comes back
 	require.Eventually(t, func() bool { return c.LiveCount(t.Context()) == 2 }, waitFor, tick)

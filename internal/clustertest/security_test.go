@@ -36,9 +36,9 @@ func send(t *testing.T, c *clustertest.Cluster, method, url, token, body string)
 	return clustertest.Response{Status: resp.StatusCode, Body: buf.Bytes()}
 }
 
-// forgedStatus is a registration claiming to be a counter that restarted.
-func forgedStatus(id, incarnation string, epoch uint64) string {
-	return fmt.Sprintf(`{"status":{"id":%q,"incarnation":%q,"mode":"idle","epoch":%d}}`, id, incarnation, epoch)
+// forgedStatus is a registration claiming to be a counter that restarted, at url.
+func forgedStatus(id, url, incarnation string, epoch uint64) string {
+	return fmt.Sprintf(`{"status":{"id":%q,"url":%q,"incarnation":%q,"mode":"idle","epoch":%d}}`, id, url, incarnation, epoch)
 }
 
 // TestCluster_NoInternalRouteOnThePublicPort is the regression test of a
@@ -51,9 +51,9 @@ func TestCluster_NoInternalRouteOnThePublicPort(t *testing.T) {
 	mustAdd(t, c, items("acme", "a", "b", "c")...)
 
 	for _, n := range c.Counters {
-		resp := send(t, c, "POST", c.Coordinator.URL+"/internal/register", "", forgedStatus(n.URL, "made-up", 1))
+		resp := send(t, c, "POST", c.Coordinator.URL+"/internal/register", "", forgedStatus(n.ID(), n.URL, "made-up", 1))
 		assert.Equal(t, http.StatusNotFound, resp.Status, "%s", resp.Body)
-		resp = send(t, c, "POST", c.Coordinator.URL+"/internal/register", c.Token, forgedStatus(n.URL, "made-up", 1))
+		resp = send(t, c, "POST", c.Coordinator.URL+"/internal/register", c.Token, forgedStatus(n.ID(), n.URL, "made-up", 1))
 		assert.Equal(t, http.StatusNotFound, resp.Status, "not even with the token: the route is not there")
 	}
 	for _, path := range []string{"/internal/counters", "/internal/count?tenant=acme&epoch=1&fence=0", "/internal/status"} {
@@ -81,9 +81,9 @@ func TestCluster_InternalAPIRequiresTheToken(t *testing.T) {
 
 	for _, token := range []string{"", "wrong-token-0123456789abcdef0123456789", c.Token[:len(c.Token)-1]} {
 		for _, body := range []string{
-			forgedStatus(c.Counters[0].URL, "made-up", 1),
-			forgedStatus("http://127.0.0.1:1", "fake", 1),
-			forgedStatus(c.Counters[1].URL, "x", 1<<62),
+			forgedStatus(c.Counters[0].ID(), c.Counters[0].URL, "made-up", 1),
+			forgedStatus("fake", "http://127.0.0.1:1", "fake", 1),
+			forgedStatus(c.Counters[1].ID(), c.Counters[1].URL, "x", 1<<62),
 		} {
 			resp := send(t, c, "POST", c.Coordinator.InternalURL+"/internal/register", token, body)
 			assert.Equal(t, http.StatusUnauthorized, resp.Status)
@@ -104,19 +104,23 @@ func TestCluster_InternalAPIRequiresTheToken(t *testing.T) {
 }
 
 // TestCluster_RegistrationsAreCheckedAndCapped: with the token, a
-// registration that names no usable counter URL is 400, and one past
+// registration that names no usable counter URL or id is 400, and one past
 // MaxCounters is 503 too_many_counters.
 func TestCluster_RegistrationsAreCheckedAndCapped(t *testing.T) {
 	t.Parallel()
 	c := startLive(t, clustertest.Options{Counters: 2, MaxCounters: 2})
-	for _, id := range []string{"http://u:p@127.0.0.1:1", "http://127.0.0.1:1/x", "http://127.0.0.1:1?q", "ftp://127.0.0.1:1", "http://127.0.0.1:1#f"} {
-		resp := send(t, c, "POST", c.Coordinator.InternalURL+"/internal/register", c.Token, forgedStatus(id, "i", 1))
+	for _, u := range []string{"http://u:p@127.0.0.1:1", "http://127.0.0.1:1/x", "http://127.0.0.1:1?q", "ftp://127.0.0.1:1", "http://127.0.0.1:1#f", ""} {
+		resp := send(t, c, "POST", c.Coordinator.InternalURL+"/internal/register", c.Token, forgedStatus("new-one", u, "i", 1))
+		assert.Equal(t, http.StatusBadRequest, resp.Status, u)
+	}
+	for _, id := range []string{"", "has space", strings.Repeat("x", wire.MaxTokenBytes+1), "caf\u00e9"} {
+		resp := send(t, c, "POST", c.Coordinator.InternalURL+"/internal/register", c.Token, forgedStatus(id, "http://127.0.0.1:1", "i", 1))
 		assert.Equal(t, http.StatusBadRequest, resp.Status, id)
 	}
-	resp := send(t, c, "POST", c.Coordinator.InternalURL+"/internal/register", c.Token, forgedStatus(c.Counters[0].URL, "i", 1<<63))
+	resp := send(t, c, "POST", c.Coordinator.InternalURL+"/internal/register", c.Token, forgedStatus(c.Counters[0].ID(), c.Counters[0].URL, "i", 1<<63))
 	assert.Equal(t, http.StatusBadRequest, resp.Status, "an epoch that would overflow")
 
-	resp = send(t, c, "POST", c.Coordinator.InternalURL+"/internal/register", c.Token, forgedStatus("http://127.0.0.1:1", "i", 1))
+	resp = send(t, c, "POST", c.Coordinator.InternalURL+"/internal/register", c.Token, forgedStatus("new-one", "http://127.0.0.1:1", "i", 1))
 	assert.Equal(t, http.StatusServiceUnavailable, resp.Status)
 	assert.Equal(t, wire.CodeTooManyCounters, resp.Error().Code)
 	members, err := c.Members(t.Context())
@@ -146,9 +150,9 @@ func TestCluster_PublicCountersShowNoInternalAddress(t *testing.T) {
 		names[m.Name] = m.State
 	}
 	for _, n := range c.Counters[:2] {
-		assert.Equal(t, "live", names[wire.CounterName(n.URL, c.Token)], n.Name)
+		assert.Equal(t, "live", names[wire.CounterName(n.ID(), c.Token)], n.Name)
 	}
-	assert.Equal(t, "dead", names[wire.CounterName(c.Counters[2].URL, c.Token)])
+	assert.Equal(t, "dead", names[wire.CounterName(c.Counters[2].ID(), c.Token)])
 }
 
 // TestCluster_EmptyTenantReadMarksNoCounterDead is the regression test of

@@ -78,7 +78,9 @@ func TestEnvDist_ListsEveryVariable(t *testing.T) {
 	for _, cfg := range []any{coordinator.Config{}, counter.Config{}} {
 		typ := reflect.TypeOf(cfg)
 		for i := range typ.NumField() {
-			want[typ.Field(i).Tag.Get("envconfig")] = true
+			if name := typ.Field(i).Tag.Get("envconfig"); name != "" {
+				want[name] = true
+			}
 		}
 	}
 	for name := range want {

@@ -81,6 +81,7 @@ func Run(ctx context.Context, cfg Config, public, internal net.Listener, client 
 		Now:      time.Now,
 		Logger:   logger,
 		Resync:   svc.resync,
+		Removed:  counters.Forget,
 	}
 	wg.Go(func() { monitor.Run(loopCtx) })
 

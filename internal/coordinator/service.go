@@ -170,6 +170,7 @@ func (s *Service) Register(st wire.Status) (wire.RegisterResponse, error) {
 		if st.Fence >= s.fence {
 			s.reports[st.ID] = st
 		}
+		s.counters.SetAddress(st.ID, st.URL)
 		fence := s.fence
 		s.mu.Unlock()
 		select {
@@ -181,6 +182,9 @@ func (s *Service) Register(st wire.Status) (wire.RegisterResponse, error) {
 	s.mu.Unlock()
 	if _, known := s.registry.Get(st.ID); !known && s.registry.Full() {
 		return wire.RegisterResponse{}, fmt.Errorf("%w: at most %d", ErrTooManyCounters, s.cfg.MaxCounters)
+	}
+	if s.counters.SetAddress(st.ID, st.URL) {
+		s.logger.Info("counter address", "node", st.ID, "url", st.URL)
 	}
 	if s.registry.NeedsSync(st.ID, st.Incarnation) {
 		s.resync(st.ID, st.Incarnation)
@@ -320,25 +324,6 @@ func (c *cluster) setHolders(clusterID string, epoch uint64, holders []twopc.Hol
 	}
 	c.holders = holders
 	return nil
-}
-
-// restarted records that a counter now runs as incarnation and reports
-// whether that leaves no holder of the data.
-func (c *cluster) restarted(id, incarnation string) (dataLost bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	i := slices.IndexFunc(c.holders, func(h twopc.Holder) bool { return h.ID == id })
-	if i < 0 || c.holders[i].Incarnation == incarnation {
-		return false
-	}
-	c.holders = slices.Delete(slices.Clone(c.holders), i, i+1)
-	return len(c.holders) == 0
-}
-
-func (c *cluster) noHolder() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.holders) == 0
 }
 
 // awaitRecovery collects counters' reports until RecoveryGrace has passed

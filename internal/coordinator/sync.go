@@ -29,9 +29,6 @@ func (s *Service) syncLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case j := <-s.syncs:
-			if s.cluster.restarted(j.id, j.incarnation) {
-				s.resetHistory(ctx)
-			}
 			gen, ok := s.registry.StartSync(j.id, j.incarnation)
 			if !ok {
 				continue
@@ -290,28 +287,6 @@ func (s *Service) promote(ctx context.Context, id string, gen uint64) error {
 		}
 		return s.registry.IsLive(id, gen), nil
 	})
-}
-
-// resetHistory starts a new, empty history once every counter that held
-// the data has restarted: with no copy left anywhere, waiting would block
-// the service forever. Counters of the old history are wiped when they join.
-func (s *Service) resetHistory(ctx context.Context) {
-	err := s.committer.Do(ctx, func(_ context.Context, pos *twopc.Position) error {
-		if pos.Committed.IsZero() || !s.cluster.noHolder() {
-			return nil
-		}
-		old := pos.ClusterID
-		pos.ClusterID, pos.Committed = uuid.NewString(), wire.RoundID{}
-		if err := s.cluster.setHolders(pos.ClusterID, pos.Epoch, nil); err != nil {
-			return err
-		}
-		s.logger.Error("every counter that held the data has restarted: the data is lost, starting a new history",
-			"old_cluster_id", old, "cluster_id", pos.ClusterID)
-		return nil
-	})
-	if err != nil {
-		s.logger.Warn("history reset not done", "err", err)
-	}
 }
 
 // errStalled ends a snapshot transfer that made no progress for a while: a

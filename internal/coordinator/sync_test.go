@@ -83,12 +83,14 @@ func TestJoin_WaitsForTheCommitterBeforeItsFirstRound(t *testing.T) {
 	defer counter.Close()
 
 	cfg := Config{CounterTimeout: time.Second, MaxCounters: 4, MinLiveCounters: 1, MaxBatchItems: 10, MaxRoundBytes: 1 << 20}
-	svc := NewService(cfg, remote.NewCounters(&http.Client{Timeout: time.Second}, ""), newStateFile(""), time.Now, slog.New(slog.DiscardHandler))
-	gen, ok := svc.registry.StartSync(counter.URL, "inc")
+	counters := remote.NewCounters(&http.Client{Timeout: time.Second}, "")
+	counters.SetAddress("c1", counter.URL)
+	svc := NewService(cfg, counters, newStateFile(""), time.Now, slog.New(slog.DiscardHandler))
+	gen, ok := svc.registry.StartSync("c1", "inc")
 	require.True(t, ok)
 	joined := make(chan error, 1)
 	go func() {
-		_, _, _, err := svc.join(t.Context(), counter.URL, "inc", gen)
+		_, _, _, err := svc.join(t.Context(), "c1", "inc", gen)
 		joined <- err
 	}()
 	// Before the loop runs, a join cannot have a position to join at: it

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/distributed-counter/distributed-counter/internal/httpserver"
 	"github.com/distributed-counter/distributed-counter/internal/wire"
 )
@@ -21,9 +23,26 @@ type Config struct {
 	ClusterToken string `envconfig:"CLUSTER_TOKEN"`
 	// ClusterInsecure allows running without a token.
 	ClusterInsecure bool `envconfig:"CLUSTER_INSECURE" default:"false"`
-	// AdvertiseURL is the address the coordinator uses to reach this counter,
-	// and its identity. Empty means http://<hostname>:<HTTP_PORT>.
+	// AdvertiseURL is the address the coordinator uses to reach this
+	// counter now. Empty means http://<hostname>:<HTTP_PORT>. The counter's
+	// identity is not its address: it lives in its data directory.
 	AdvertiseURL string `envconfig:"ADVERTISE_URL"`
+	// DataDir holds the counters' data: each counter claims the first of
+	// DataSlots slot directories (DataDir/counter-<k>) that no other
+	// process holds, with a lock held for its life, so counters that share
+	// one volume never share data.
+	DataDir   string `envconfig:"DATA_DIR" default:"/data"`
+	DataSlots int    `envconfig:"DATA_SLOTS" default:"64"`
+	// DataFsync makes each committed round durable (fsync) before it is
+	// acknowledged. false is for measuring what durability costs only: an
+	// acknowledged write may then be lost when the host stops.
+	DataFsync bool `envconfig:"DATA_FSYNC" default:"true"`
+	// FS is the file system the data lives on: the operating system's when
+	// nil; tests give an in-memory one that can lose unsynced writes.
+	FS vfs.FS `ignored:"true"`
+	// NewID is the identity given to a new data directory; empty means a
+	// random one. Tests name their counters with it.
+	NewID string `ignored:"true"`
 	// RegisterInterval is the period of the registrations that keep the
 	// coordinator aware of this counter.
 	RegisterInterval time.Duration `envconfig:"REGISTER_INTERVAL" default:"2s"`
@@ -75,7 +94,11 @@ func (c Config) Validate() error {
 	errs = append(errs, httpserver.AtLeast(time.Nanosecond, d("REGISTER_INTERVAL", c.RegisterInterval), d("COORDINATOR_TIMEOUT", c.CoordinatorTimeout),
 		d("SYNC_TIMEOUT", c.SyncTimeout), d("SHUTDOWN_TIMEOUT", c.ShutdownTimeout), d("HTTP_TIMEOUT", c.HTTPTimeout))...)
 	n := httpserver.Named[int64]
-	errs = append(errs, httpserver.AtLeast(1, n("MAX_CONNECTIONS", int64(c.MaxConnections)), n("MAX_ROUND_BYTES", c.MaxRoundBytes))...)
+	errs = append(errs, httpserver.AtLeast(1, n("MAX_CONNECTIONS", int64(c.MaxConnections)), n("MAX_ROUND_BYTES", c.MaxRoundBytes),
+		n("DATA_SLOTS", int64(c.DataSlots)))...)
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("DATA_DIR must not be empty"))
+	}
 	errs = append(errs, httpserver.AtLeast(4<<10, n("MAX_HEADER_BYTES", c.MaxHeaderBytes))...)
 	if _, err := c.Level(); err != nil {
 		errs = append(errs, err)

@@ -3,6 +3,8 @@ package counter
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/distributed-counter/distributed-counter/internal/ledger"
 	"testing"
 
 	"github.com/distributed-counter/distributed-counter/internal/wire"
@@ -40,7 +42,12 @@ func FuzzInstall(f *testing.F) {
 	f.Add([]byte("{\"since\":0,\"upto\":3}\n{\"t\":\"acme\",\"i\":\"a\",\"s\":9}\n{\"end\":true,\"count\":1}\n"))
 	f.Add([]byte("{\"since\":0,\"upto\":3}\n{\"end\":true,\"count\":5}\n"))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		svc := NewService("http://c1:8080", "inc")
+		l, err := ledger.Open(vfs.NewMem(), "data", ledger.Options{ID: "c1", Incarnation: "inc"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		svc := NewService(l, "http://c1:8080")
 		last := wire.RoundID{Epoch: 1, Seq: 3}
 		if _, err := svc.ledger.Join(wire.JoinRequest{Epoch: 1, ClusterID: "cl", SyncID: "s", Last: wire.Decision{Round: last, Commit: true}, Committed: last, Stable: 3}); err != nil {
 			t.Fatal(err)

@@ -227,10 +227,15 @@ func handleIDs(svc *Service) http.HandlerFunc {
 			return
 		}
 		var ids []string
-		_ = svc.with(func(l *ledger.Ledger) error {
-			ids = l.IDs(tenantID)
-			return nil
+		err = svc.with(func(l *ledger.Ledger) error {
+			var err error
+			ids, err = l.IDs(tenantID)
+			return err
 		})
+		if err != nil {
+			writeError(w, err)
+			return
+		}
 		if ids == nil {
 			ids = []string{}
 		}
@@ -282,22 +287,23 @@ func handleSnapshot(logger *slog.Logger, svc *Service, syncTimeout time.Duration
 			writeError(w, err)
 			return
 		}
+		defer cursor.Close()
 		httpserver.ExtendDeadlines(w, syncTimeout) // the only long answer
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		bw := bufio.NewWriterSize(w, 64<<10)
 		enc := json.NewEncoder(bw)
 		enc.SetEscapeHTML(false)
 		_ = enc.Encode(wire.SnapshotHeader{Since: since, Upto: upto})
-		// Rows are copied a chunk at a time, each under the lock only as
-		// long as it takes, so rounds go on while a large snapshot streams.
+		// Rows come from the engine snapshot the cursor holds, without the
+		// lock, so rounds go on while a large snapshot streams; between
+		// chunks the lock is taken only to see that no join cut it.
 		var rows []wire.SnapshotEntry
 		sent := 0
 		for done := false; !done; {
-			err := svc.with(func(l *ledger.Ledger) error {
-				var err error
-				rows, done, err = l.NextSnapshot(cursor, installChunk, rows[:0])
-				return err
-			})
+			err := svc.with(func(l *ledger.Ledger) error { return l.CheckSnapshot(cursor) })
+			if err == nil {
+				rows, done, err = cursor.Next(installChunk, rows[:0])
+			}
 			if err != nil {
 				// No trailer: the installer sees a cut stream and retries.
 				logger.Warn("snapshot stream cut", "err", err)

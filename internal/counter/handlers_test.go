@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/distributed-counter/distributed-counter/internal/ledger"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -38,8 +40,8 @@ func doAs(t *testing.T, h http.Handler, token, method, path, body string) *httpt
 	return rec
 }
 
-func newServer() http.Handler {
-	return counter.NewServer(slog.New(slog.DiscardHandler), counter.NewService("http://c1:8080", "inc"),
+func newServer(t testing.TB) http.Handler {
+	return counter.NewServer(slog.New(slog.DiscardHandler), newService(t),
 		counter.Config{ClusterToken: testToken, MaxRoundBytes: 1 << 20, SyncTimeout: time.Minute})
 }
 
@@ -54,7 +56,7 @@ func jsonBody(t *testing.T, v any) string {
 // round is 3, so it needs a snapshot of seqs 1..3.
 func joined(t *testing.T) http.Handler {
 	t.Helper()
-	h := newServer()
+	h := newServer(t)
 	last := wire.RoundID{Epoch: 1, Seq: 3, TxID: "t3"}
 	rec := do(t, h, "POST", "/internal/join", jsonBody(t, wire.JoinRequest{
 		Epoch: 1, ClusterID: "cl", SyncID: "s1", Last: wire.Decision{Round: last, Commit: true}, Committed: last, Stable: 3,
@@ -187,7 +189,7 @@ func TestCounter_MalformedRequestsAreRejectedAndChangeNothing(t *testing.T) {
 		{"read of an invalid tenant", "GET", "/internal/count?tenant=%ff&epoch=1&fence=3", ""},
 		{"prepare with an empty tenant", "POST", "/internal/prepare", `{"round":{"epoch":1,"seq":4},"view":[],"items":[{"id":"a","tenant":""}]}`},
 		{"prepare with a long id", "POST", "/internal/prepare", `{"round":{"epoch":1,"seq":4},"view":[],"items":[{"id":"` + long + `","tenant":"t"}]}`},
-		{"prepare with a bad view", "POST", "/internal/prepare", `{"round":{"epoch":1,"seq":4},"view":["http://u@x/p?q"],"items":[]}`},
+		{"prepare with a bad view", "POST", "/internal/prepare", `{"round":{"epoch":1,"seq":4},"view":["has space"],"items":[]}`},
 		{"prepare epoch overflow", "POST", "/internal/prepare", `{"round":{"epoch":18446744073709551615,"seq":4},"view":[],"items":[]}`},
 		{"prepare of seq 0", "POST", "/internal/prepare", `{"round":{"epoch":1,"seq":0},"view":[],"items":[]}`},
 		{"prepare not JSON", "POST", "/internal/prepare", `[1,2`},
@@ -216,11 +218,48 @@ func TestCounter_MalformedRequestsAreRejectedAndChangeNothing(t *testing.T) {
 }
 
 func TestCounter_PrepareOverMaxRoundBytesIs413(t *testing.T) {
-	h := counter.NewServer(slog.New(slog.DiscardHandler), counter.NewService("http://c1:8080", "inc"),
+	h := counter.NewServer(slog.New(slog.DiscardHandler), newService(t),
 		counter.Config{ClusterToken: testToken, MaxRoundBytes: 100, SyncTimeout: time.Minute})
 	rec := do(t, h, "POST", "/internal/prepare", `{"round":{"epoch":1,"seq":1},"view":[],"items":[{"id":"`+strings.Repeat("a", 100)+`","tenant":"t"}]}`)
 	assert.Equal(t, http.StatusRequestEntityTooLarge, rec.Code)
 	var e wire.Error
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &e))
 	assert.False(t, wire.IsRefusal(e.Code), "413 is about the request, not a vote")
+}
+
+// newService returns a counter service over an empty in-memory ledger.
+func newService(t testing.TB) *counter.Service {
+	t.Helper()
+	l, err := ledger.Open(vfs.NewMem(), "data", ledger.Options{ID: "c1", Incarnation: "inc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return counter.NewService(l, "http://c1:8080")
+}
+
+// TestCounter_RefusesCallsMeantForAnotherCounter: after a restart an
+// address may serve a counter with other data; a call that names another
+// counter is refused (409 wrong_counter) and changes nothing.
+func TestCounter_RefusesCallsMeantForAnotherCounter(t *testing.T) {
+	h := newServer(t)
+	for _, tt := range []struct{ id, want string }{{"c2", wire.CodeWrongCounter}, {"c1", ""}, {"", ""}} {
+		req := httptest.NewRequest("POST", "/internal/join", strings.NewReader(`{"epoch":1,"cluster_id":"cl","sync_id":"s","last":{"round":{"epoch":1,"seq":0},"commit":false},"committed":{"epoch":0,"seq":0}}`))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		if tt.id != "" {
+			req.Header.Set(wire.CounterIDHeader, tt.id)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if tt.want == "" {
+			assert.Equal(t, http.StatusOK, rec.Code, "%q: %s", tt.id, rec.Body)
+			continue
+		}
+		assert.Equal(t, http.StatusConflict, rec.Code, tt.id)
+		var e wire.Error
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &e))
+		assert.Equal(t, tt.want, e.Code)
+		st := do(t, h, "GET", "/internal/status", "")
+		assert.Contains(t, st.Body.String(), `"mode":"idle"`, "the refused join changed nothing")
+	}
 }

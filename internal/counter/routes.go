@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/distributed-counter/distributed-counter/internal/httpserver"
+	"github.com/distributed-counter/distributed-counter/internal/wire"
 )
 
 // NewServer builds the counter's HTTP handler. A counter serves only the
@@ -13,6 +14,7 @@ import (
 func NewServer(logger *slog.Logger, svc *Service, cfg Config) http.Handler {
 	r := httpserver.NewRouter(logger)
 	r.Use(httpserver.RequireToken(cfg.ClusterToken))
+	r.Use(refuseOtherCounters(svc.id))
 	r.Get("/health", handleHealth())
 	// Operators and tests: the counter's own view (`counter localcount`).
 	r.Get("/internal/status", handleStatus(svc))
@@ -27,4 +29,19 @@ func NewServer(logger *slog.Logger, svc *Service, cfg Config) http.Handler {
 	r.Get("/internal/snapshot", handleSnapshot(logger, svc, cfg.SyncTimeout))
 	r.Post("/internal/install", handleInstall(logger, svc, cfg.SyncTimeout))
 	return r
+}
+
+// refuseOtherCounters answers 409 wrong_counter to a call that names
+// another counter (wire.CounterIDHeader): the caller has an old address of
+// a counter that has moved, and this counter must not take its rounds.
+func refuseOtherCounters(id string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if want := r.Header.Get(wire.CounterIDHeader); want != "" && want != id {
+				httpserver.WriteError(w, http.StatusConflict, wire.CodeWrongCounter, "this address serves another counter")
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }

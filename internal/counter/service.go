@@ -12,13 +12,16 @@ import (
 
 // Service serialises access to the counter's ledger.
 type Service struct {
+	id  string // the ledger's identity, fixed for its life
+	url string // where the coordinator reaches this counter now
+
 	mu     sync.Mutex
 	ledger *ledger.Ledger
 }
 
-// NewService returns a counter with an empty, idle ledger.
-func NewService(id, incarnation string) *Service {
-	return &Service{ledger: ledger.New(id, incarnation)}
+// NewService serves the ledger l, reachable at url.
+func NewService(l *ledger.Ledger, url string) *Service {
+	return &Service{id: l.ID(), url: url, ledger: l}
 }
 
 // with runs fn with the ledger locked.
@@ -29,15 +32,17 @@ func (s *Service) with(fn func(l *ledger.Ledger) error) error {
 }
 
 // AdoptFence raises the ledger's fence (see ledger.AdoptFence).
-func (s *Service) AdoptFence(epoch uint64) bool {
+func (s *Service) AdoptFence(epoch uint64) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.ledger.AdoptFence(epoch)
 }
 
-// Status reports the counter's position.
+// Status reports the counter's position and address.
 func (s *Service) Status() wire.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.ledger.Status()
+	st := s.ledger.Status()
+	st.URL = s.url
+	return st
 }

@@ -1,7 +1,8 @@
 // Package ledger is a counter's state: the distinct item ids of every tenant,
 // the round it has prepared, the commit order it has applied and the part of
-// it known to be stable. It is a deterministic state machine with no I/O and
-// no locking; the counter service serialises calls.
+// it known to be stable. It is a deterministic state machine kept on disk
+// in Pebble (see store.go), with no locking: the counter service
+// serialises calls. A committed round is durable before Commit returns.
 //
 // Every id remembers the seq of the round that first added it. That one
 // number gives the rest: counts as of any stable seq, snapshots of the rows
@@ -10,11 +11,15 @@
 package ledger
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/google/uuid"
 
 	"github.com/distributed-counter/distributed-counter/internal/wire"
 )
@@ -33,11 +38,6 @@ var (
 	ErrSnapshotStale = errors.New("snapshot source re-joined")
 )
 
-type tenant struct {
-	ids     map[string]uint64 // id -> seq of the round that first added it
-	visible int64             // ids with seq <= Ledger.visibleAt
-}
-
 // pendingRound is a committed round above visibleAt: applied for dedup,
 // not yet counted by fenced reads.
 type pendingRound struct {
@@ -50,11 +50,35 @@ type stagedRound struct {
 	items []wire.Item
 }
 
-// Ledger is one counter's state. The zero value is not usable; call New.
+// Options configure Open.
+type Options struct {
+	// Incarnation names this start of the process (a fresh random id each).
+	Incarnation string
+	// ID is the identity given to a new data directory; empty means a
+	// random one. A directory that exists keeps the identity it has.
+	ID string
+	// NoSync writes commits without waiting for the disk: an acknowledged
+	// round may then be lost in a power cut or a kill of the host. It
+	// exists to measure what durability costs, never for production.
+	NoSync bool
+	Logger *slog.Logger
+}
+
+// Ledger is one counter's state. Its rows (every id, with the seq of the
+// round that added it, and each tenant's count) live on disk; the heap
+// holds only the position, the staged round and the few committed rounds
+// not yet stable.
 type Ledger struct {
+	db     *pebble.DB
+	commit *pebble.WriteOptions // how a commit is written: synced unless NoSync
+
 	id, incarnation string
 
-	mode          wire.Mode
+	mode wire.Mode
+	// member is false from Open until the first join: a restarted counter
+	// holds its data (its mode says how complete it is), but takes no
+	// round and serves no read until the coordinator has re-joined it.
+	member        bool
 	clusterID     string
 	epoch         uint64       // highest coordinator epoch of a message accepted
 	fence         uint64       // epoch learnt at registration: lower ones are refused
@@ -64,11 +88,10 @@ type Ledger struct {
 	staged        *stagedRound
 
 	stableSeen uint64 // highest stable seq any coordinator message announced
-	visibleAt  uint64 // tenants' visible counts are the state at this seq
+	visibleAt  uint64 // fenced reads count the rows with seq <= visibleAt
 	pending    []pendingRound
 
-	tenants map[string]*tenant
-	items   int
+	items, tenants int
 
 	view      []string
 	viewRound wire.RoundID
@@ -86,10 +109,99 @@ type Ledger struct {
 	joins uint64
 }
 
-// New returns an empty, idle ledger for the counter with the given id and
-// incarnation (a fresh random id per process start).
-func New(id, incarnation string) *Ledger {
-	return &Ledger{id: id, incarnation: incarnation, mode: wire.ModeIdle, tenants: make(map[string]*tenant)}
+// Open opens the ledger kept in dir on fs, creating it (with a new
+// identity) when dir holds none. A ledger that was ready comes back ready
+// with every round it acknowledged; the round it had staged is gone (it was
+// never durable), so the coordinator re-joins it and sends only the rounds
+// it missed. Damage the engine cannot repair fails Open.
+func Open(fs vfs.FS, dir string, opts Options) (*Ledger, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	db, err := openDB(fs, dir, logger)
+	if err != nil {
+		return nil, err
+	}
+	m, found, err := loadMeta(db)
+	if err == nil && !found {
+		m = meta{Version: metaVersion, ID: opts.ID, Mode: wire.ModeIdle}
+		if m.ID == "" {
+			m.ID = uuid.NewString()
+		}
+		err = db.Set(metaKey, encodeMeta(m), pebble.Sync)
+	}
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("ledger in %s: %w", dir, err)
+	}
+	l := &Ledger{
+		db: db, commit: pebble.Sync, id: m.ID, incarnation: opts.Incarnation,
+		mode: m.Mode, clusterID: m.ClusterID, epoch: m.Epoch, fence: m.Fence,
+		last: m.Last, lastCommitted: m.LastCommitted, lastCommit: m.LastCommit,
+		stableSeen: m.Stable, since: m.Since, items: m.Items, tenants: m.Tenants,
+	}
+	if opts.NoSync {
+		l.commit = pebble.NoSync
+	}
+	if err := l.rebuildPending(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("ledger in %s: %w", dir, err)
+	}
+	return l, nil
+}
+
+// Close closes the ledger's files.
+func (l *Ledger) Close() error { return l.db.Close() }
+
+// ID is the ledger's identity, kept in its data directory.
+func (l *Ledger) ID() string { return l.id }
+
+// state is the persisted part of the ledger as it is now.
+func (l *Ledger) state() meta {
+	return meta{
+		Version: metaVersion, ID: l.id, ClusterID: l.clusterID, Mode: l.mode,
+		Epoch: l.epoch, Fence: l.fence, Last: l.last, LastCommitted: l.lastCommitted, LastCommit: l.lastCommit,
+		Stable: l.stableSeen, Since: l.since, Items: l.items, Tenants: l.tenants,
+	}
+}
+
+// write commits b with the meta record m.
+func (l *Ledger) write(b *pebble.Batch, m meta, opts *pebble.WriteOptions) error {
+	defer b.Close()
+	if err := b.Set(metaKey, encodeMeta(m), nil); err != nil {
+		return err
+	}
+	if err := b.Commit(opts); err != nil {
+		return fmt.Errorf("write the ledger: %w", err)
+	}
+	return nil
+}
+
+// rebuildPending recomputes the committed rounds above the stable seq
+// from the seq index.
+func (l *Ledger) rebuildPending() error {
+	l.visibleAt = min(l.stableSeen, l.last.Seq)
+	l.pending = l.pending[:0]
+	if l.visibleAt == math.MaxUint64 {
+		return nil
+	}
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: seqBound(l.visibleAt + 1), UpperBound: []byte{prefixSeq + 1}})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		seq, tenantID, _, err := parseSeqKey(it.Key())
+		if err != nil {
+			_ = it.Close()
+			return err
+		}
+		if n := len(l.pending); n == 0 || l.pending[n-1].seq != seq {
+			l.pending = append(l.pending, pendingRound{seq: seq, added: make(map[string]int64)})
+		}
+		l.pending[len(l.pending)-1].added[tenantID]++
+	}
+	return it.Close()
 }
 
 // Status reports the ledger's position, for registration and health checks.
@@ -107,7 +219,7 @@ func (l *Ledger) Status() wire.Status {
 		Stable:        l.stableSeen,
 		View:          slices.Clone(l.view),
 		ViewRound:     l.viewRound,
-		Tenants:       len(l.tenants),
+		Tenants:       l.tenants,
 		Items:         l.items,
 	}
 	if l.staged != nil {
@@ -131,27 +243,37 @@ func (l *Ledger) checkEpoch(epoch uint64) error {
 // at registration, and reports whether it rose. From then on every
 // message of a lower epoch is refused: a coordinator that was replaced
 // can change nothing here, even before its successor's first message.
-func (l *Ledger) AdoptFence(epoch uint64) bool {
+// The fence is on disk before AdoptFence returns, so a restart keeps it.
+func (l *Ledger) AdoptFence(epoch uint64) (bool, error) {
 	if epoch <= l.fence {
-		return false
+		return false, nil
+	}
+	m := l.state()
+	m.Fence = epoch
+	if err := l.write(l.db.NewBatch(), m, pebble.Sync); err != nil {
+		return false, err
 	}
 	l.fence = epoch
-	return true
+	return true, nil
 }
 
 // Prepare stages a round and votes yes by returning nil. It refuses a round
 // that is not the next one after the last resolved round: a gap means this
 // counter missed a round and must resync; a seq at or below it is a late or
-// duplicated prepare that must not resurrect a decided round.
+// duplicated prepare that must not resurrect a decided round. The staged
+// round stays in memory: a counter that restarts has lost it and is
+// re-joined, and a round no counter committed is aborted by recovery.
 func (l *Ledger) Prepare(req wire.PrepareRequest) error {
 	if err := l.checkEpoch(req.Round.Epoch); err != nil {
 		return err
 	}
-	if l.mode == wire.ModeIdle {
+	if !l.member {
 		return ErrNotMember
 	}
 	if req.Prev != nil {
-		l.resolve(*req.Prev)
+		if err := l.resolve(*req.Prev); err != nil {
+			return err
+		}
 	}
 	if l.staged != nil {
 		if l.staged.round == req.Round {
@@ -168,40 +290,44 @@ func (l *Ledger) Prepare(req wire.PrepareRequest) error {
 	return nil
 }
 
-// Commit applies the staged round. It is idempotent: a commit of a round
-// already resolved here succeeds again, so the coordinator may retry.
+// Commit applies the staged round, on disk (synced) before it returns. It
+// is idempotent: a commit of a round already resolved here succeeds again,
+// so the coordinator may retry.
 func (l *Ledger) Commit(req wire.DecisionRequest) error {
 	if err := l.checkEpoch(req.Round.Epoch); err != nil {
 		return err
 	}
-	if l.mode == wire.ModeIdle {
+	if !l.member {
 		return ErrNotMember
 	}
+	l.observeStable(req.Stable)
 	switch {
 	case l.staged != nil && l.staged.round == req.Round:
-		l.resolve(wire.Decision{Round: req.Round, Commit: true})
+		return l.resolve(wire.Decision{Round: req.Round, Commit: true})
 	case req.Round.Seq <= l.last.Seq:
 		// Already resolved: a retried commit whose first answer was lost.
+		return nil
 	default:
 		return fmt.Errorf("%w: commit %s, last resolved %s", ErrUnknownRound, req.Round, l.last)
 	}
-	l.observeStable(req.Stable)
-	return nil
 }
 
 // Abort drops the staged round. An abort of the next round that never
 // arrived as a prepare still moves the last resolved round on, so a prepare
-// delivered late is refused.
+// delivered late is refused. Nothing is written: after a restart the
+// counter is re-joined at the coordinator's position anyway.
 func (l *Ledger) Abort(req wire.DecisionRequest) error {
 	if err := l.checkEpoch(req.Round.Epoch); err != nil {
 		return err
 	}
-	if l.mode == wire.ModeIdle {
+	if !l.member {
 		return nil
 	}
 	switch {
 	case l.staged != nil && l.staged.round == req.Round:
-		l.resolve(wire.Decision{Round: req.Round})
+		if err := l.resolve(wire.Decision{Round: req.Round}); err != nil {
+			return err
+		}
 	case l.staged == nil && req.Round.Seq == l.last.Seq+1:
 		l.last, l.lastCommitted = req.Round, false
 	}
@@ -210,40 +336,97 @@ func (l *Ledger) Abort(req wire.DecisionRequest) error {
 }
 
 // resolve applies a decision to the staged round if it is the one decided.
-func (l *Ledger) resolve(d wire.Decision) {
+func (l *Ledger) resolve(d wire.Decision) error {
 	if l.staged == nil || l.staged.round != d.Round {
-		return
+		return nil
 	}
-	items := l.staged.items
-	l.staged = nil
-	l.last, l.lastCommitted = d.Round, d.Commit
-	if !d.Commit {
-		return
-	}
-	l.lastCommit = d.Round
-	added := make(map[string]int64)
-	for _, it := range items {
-		t := l.tenant(it.Tenant)
-		if _, ok := t.ids[it.ID]; ok {
-			continue // counted once, by the round that first added it
+	if d.Commit {
+		if err := l.apply(d.Round, l.staged.items); err != nil {
+			return err
 		}
-		t.ids[it.ID] = d.Round.Seq
-		added[it.Tenant]++
-		l.items++
+	} else {
+		l.last, l.lastCommitted = d.Round, false
 	}
-	if len(added) > 0 {
-		l.pending = append(l.pending, pendingRound{seq: d.Round.Seq, added: added})
-	}
-	l.promote()
+	l.staged = nil
+	return nil
 }
 
-func (l *Ledger) tenant(name string) *tenant {
-	t, ok := l.tenants[name]
-	if !ok {
-		t = &tenant{ids: make(map[string]uint64)}
-		l.tenants[name] = t
+// apply writes a committed round: its new ids, the tenants' counts and the
+// position, in one batch, synced unless NoSync. Then the memory follows.
+func (l *Ledger) apply(round wire.RoundID, items []wire.Item) error {
+	b := l.db.NewBatch()
+	added := make(map[string]int64)
+	seen := make(map[string]struct{}, len(items))
+	seq := encodeUint(round.Seq)
+	n := 0
+	for _, it := range items {
+		k := idKey(it.Tenant, it.ID)
+		if _, dup := seen[string(k)]; dup {
+			continue
+		}
+		seen[string(k)] = struct{}{}
+		_, found, err := get(l.db, k)
+		if err != nil {
+			b.Close()
+			return err
+		}
+		if found {
+			continue // counted once, by the round that first added it
+		}
+		_ = b.Set(k, seq, nil)
+		_ = b.Set(seqKey(round.Seq, it.Tenant, it.ID), nil, nil)
+		added[it.Tenant]++
+		n++
 	}
-	return t
+	newTenants, err := l.addCounts(b, added)
+	if err != nil {
+		b.Close()
+		return err
+	}
+	m := l.state()
+	m.Last, m.LastCommitted, m.LastCommit = round, true, round
+	m.Items += n
+	m.Tenants += newTenants
+	if err := l.write(b, m, l.commit); err != nil {
+		return err
+	}
+	l.last, l.lastCommitted, l.lastCommit = round, true, round
+	l.items, l.tenants = m.Items, m.Tenants
+	if len(added) > 0 {
+		l.pending = append(l.pending, pendingRound{seq: round.Seq, added: added})
+	}
+	l.promote()
+	return nil
+}
+
+// addCounts adds delta to the tenants' counts in b (a negative delta
+// removes) and returns the change in the number of tenants.
+func (l *Ledger) addCounts(b *pebble.Batch, delta map[string]int64) (int, error) {
+	tenants := 0
+	for tenantID, d := range delta {
+		if d == 0 {
+			continue
+		}
+		k := countKey(tenantID)
+		c, found, err := getUint(l.db, k)
+		if err != nil {
+			return 0, err
+		}
+		next := int64(c) + d
+		switch {
+		case next < 0:
+			return 0, fmt.Errorf("%w: count of a tenant below zero", errBadKey)
+		case next == 0:
+			_ = b.Delete(k, nil)
+			tenants--
+		default:
+			_ = b.Set(k, encodeUint(uint64(next)), nil)
+			if !found {
+				tenants++
+			}
+		}
+	}
+	return tenants, nil
 }
 
 // observeStable records a stable seq announced by the coordinator.
@@ -263,13 +446,17 @@ func (l *Ledger) promote() {
 		return
 	}
 	n := 0
-	for ; n < len(l.pending) && l.pending[n].seq <= upto; n++ {
-		for name, k := range l.pending[n].added {
-			l.tenants[name].visible += k
-		}
+	for n < len(l.pending) && l.pending[n].seq <= upto {
+		n++
 	}
 	l.pending = l.pending[n:]
 	l.visibleAt = upto
+}
+
+// total is the tenant's count of ids on disk, stable or not.
+func (l *Ledger) total(tenantID string) (int64, error) {
+	c, _, err := getUint(l.db, countKey(tenantID))
+	return int64(c), err
 }
 
 // Count answers a fenced read: the tenant's count as of a stable seq at
@@ -279,7 +466,7 @@ func (l *Ledger) Count(epoch, fence uint64, tenantID string) (int64, error) {
 	if err := l.checkEpoch(epoch); err != nil {
 		return 0, err
 	}
-	if l.mode != wire.ModeReady {
+	if !l.serving() {
 		return 0, ErrNotReady
 	}
 	at := max(fence, l.stableSeen)
@@ -287,38 +474,44 @@ func (l *Ledger) Count(epoch, fence uint64, tenantID string) (int64, error) {
 		return 0, fmt.Errorf("%w: applied %d, read at %d", ErrBehind, l.last.Seq, at)
 	}
 	l.observeStable(at)
-	if t, ok := l.tenants[tenantID]; ok {
-		return t.visible, nil
+	n, err := l.total(tenantID)
+	if err != nil {
+		return 0, err
 	}
-	return 0, nil
+	for _, p := range l.pending {
+		n -= p.added[tenantID]
+	}
+	return n, nil
 }
 
 // LocalCount is the tenant's count including every round applied here,
 // stable or not: a counter's own view, for operators and tests. The
 // coordinator never serves it to clients.
 func (l *Ledger) LocalCount(tenantID string) (count int64, last wire.RoundID, err error) {
-	if l.mode != wire.ModeReady {
+	if !l.serving() {
 		return 0, l.last, ErrNotReady
 	}
-	t, ok := l.tenants[tenantID]
-	if !ok {
-		return 0, l.last, nil
-	}
-	return int64(len(t.ids)), l.last, nil
+	n, err := l.total(tenantID)
+	return n, l.last, err
 }
 
 // IDs returns the sorted ids the counter holds for a tenant, stable or not.
-func (l *Ledger) IDs(tenantID string) []string {
-	t, ok := l.tenants[tenantID]
-	if !ok {
-		return nil
+func (l *Ledger) IDs(tenantID string) ([]string, error) {
+	p := tenantPrefix(tenantID)
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return nil, err
 	}
-	ids := make([]string, 0, len(t.ids))
-	for id := range t.ids {
+	var ids []string
+	for it.First(); it.Valid(); it.Next() {
+		_, id, err := parseTenantID(it.Key()[1:])
+		if err != nil {
+			_ = it.Close()
+			return nil, err
+		}
 		ids = append(ids, id)
 	}
-	slices.Sort(ids)
-	return ids
+	return ids, it.Close()
 }
 
 // Join puts the ledger into the coordinator's write set at the join point
@@ -328,7 +521,8 @@ func (l *Ledger) IDs(tenantID string) []string {
 // cluster's history (seq <= since: all it committed, when the same
 // coordinator epoch decided its last commit; its stable rows otherwise) and
 // needs a snapshot of since < seq <= req.Committed.Seq; rounds after the
-// join point reach it as a participant meanwhile.
+// join point reach it as a participant meanwhile. A counter that restarted
+// with its data is no exception: it needs only the rounds it missed.
 //
 // A round staged here and not the join point's round is dropped: it was
 // undecided by an earlier coordinator, and a restarted coordinator presumes
@@ -358,22 +552,26 @@ func (l *Ledger) Join(req wire.JoinRequest) (wire.JoinResponse, error) {
 	// every voter missed the commit and the rounds after it aborted, the
 	// voters are the only copies of it, and without this none of them
 	// would ever be complete.
-	l.resolve(wire.Decision{Round: req.Committed, Commit: true})
-	l.resolve(req.Last)
+	if err := l.resolve(wire.Decision{Round: req.Committed, Commit: true}); err != nil {
+		return wire.JoinResponse{}, err
+	}
+	if err := l.resolve(req.Last); err != nil {
+		return wire.JoinResponse{}, err
+	}
 	l.staged = nil
-	l.joins++
 
 	empty := l.items == 0 && l.lastCommit.IsZero()
 	sameCluster := l.clusterID == req.ClusterID || (l.clusterID == "" && empty)
-	l.last, l.lastCommitted = req.Last.Round, req.Last.Commit
-	l.joinSeq = req.Last.Round.Seq
-	l.syncID, l.joinedAt = req.SyncID, req.Last
 	if sameCluster && (l.mode == wire.ModeReady || empty) && l.lastCommit == req.Committed {
-		l.clusterID = req.ClusterID
-		l.mode = wire.ModeReady
-		l.since = req.Committed.Seq
+		m := l.state()
+		m.ClusterID, m.Mode, m.Since = req.ClusterID, wire.ModeReady, req.Committed.Seq
+		m.Last, m.LastCommitted = req.Last.Round, req.Last.Commit
+		if err := l.write(l.db.NewBatch(), m, pebble.Sync); err != nil {
+			return wire.JoinResponse{}, err
+		}
+		l.joined = wire.JoinResponse{Incarnation: l.incarnation, Complete: true, Since: req.Committed.Seq}
+		l.startSession(req, m)
 		l.observeStable(req.Stable)
-		l.joined = wire.JoinResponse{Incarnation: l.incarnation, Complete: true, Since: l.since}
 		return l.joined, nil
 	}
 
@@ -396,40 +594,78 @@ func (l *Ledger) Join(req wire.JoinRequest) (wire.JoinResponse, error) {
 	if keep > req.Committed.Seq {
 		keep = 0 // a stable prefix longer than the cluster's history is not ours to keep
 	}
-	l.truncate(keep)
-	l.clusterID = req.ClusterID
-	l.mode = wire.ModeSyncing
-	l.lastCommit = req.Committed // what the snapshot and the rounds after the join point make true
-	l.since = keep
-	l.stableSeen = max(l.stableSeen, req.Stable)
+	b := l.db.NewBatch()
+	items, tenants, err := l.truncate(b, keep)
+	if err != nil {
+		b.Close()
+		return wire.JoinResponse{}, err
+	}
+	m := l.state()
+	m.ClusterID, m.Mode, m.Since = req.ClusterID, wire.ModeSyncing, keep
+	m.Last, m.LastCommitted = req.Last.Round, req.Last.Commit
+	m.LastCommit = req.Committed // what the snapshot and the rounds after the join point make true
+	m.Stable = max(m.Stable, req.Stable)
+	m.Items, m.Tenants = items, tenants
+	if err := l.write(b, m, pebble.Sync); err != nil {
+		return wire.JoinResponse{}, err
+	}
+	l.pending, l.visibleAt = nil, keep
+	l.items, l.tenants = items, tenants
+	l.lastCommit, l.stableSeen = req.Committed, m.Stable
 	l.joined = wire.JoinResponse{Incarnation: l.incarnation, Since: keep}
+	l.startSession(req, m)
 	return l.joined, nil
 }
 
-// truncate drops every row added after seq keep and recounts.
-func (l *Ledger) truncate(keep uint64) {
-	for name, t := range l.tenants {
-		for id, seq := range t.ids {
-			if seq > keep {
-				delete(t.ids, id)
-			}
-		}
-		if len(t.ids) == 0 {
-			delete(l.tenants, name)
-		}
+// serving reports whether the ledger may answer reads and snapshots: it
+// has joined since it was opened, and holds a complete copy.
+func (l *Ledger) serving() bool { return l.member && l.mode == wire.ModeReady }
+
+// startSession sets the position of a join written as m.
+func (l *Ledger) startSession(req wire.JoinRequest, m meta) {
+	l.joins++
+	l.member = true
+	l.clusterID, l.mode, l.since = m.ClusterID, m.Mode, m.Since
+	l.last, l.lastCommitted = m.Last, m.LastCommitted
+	l.joinSeq = req.Last.Round.Seq
+	l.syncID, l.joinedAt = req.SyncID, req.Last
+}
+
+// truncate deletes in b every row added after seq keep and returns the
+// number of items and tenants left.
+func (l *Ledger) truncate(b *pebble.Batch, keep uint64) (items, tenants int, err error) {
+	if keep == math.MaxUint64 {
+		return l.items, l.tenants, nil
 	}
-	l.pending = nil
-	l.visibleAt = keep
-	l.items = 0
-	for _, t := range l.tenants {
-		t.visible = int64(len(t.ids))
-		l.items += len(t.ids)
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: seqBound(keep + 1), UpperBound: []byte{prefixSeq + 1}})
+	if err != nil {
+		return 0, 0, err
 	}
+	removed := make(map[string]int64)
+	n := 0
+	for it.First(); it.Valid(); it.Next() {
+		_, tenantID, id, err := parseSeqKey(it.Key())
+		if err != nil {
+			_ = it.Close()
+			return 0, 0, err
+		}
+		_ = b.Delete(it.Key(), nil)
+		_ = b.Delete(idKey(tenantID, id), nil)
+		removed[tenantID]--
+		n++
+	}
+	if err := it.Close(); err != nil {
+		return 0, 0, err
+	}
+	dt, err := l.addCounts(b, removed)
+	return l.items - n, l.tenants + dt, err
 }
 
 // Merge adds snapshot rows to the sync session syncID, which joined at
 // joinSeq. Rows may arrive in any number of calls; a row already present
 // keeps the lower seq, so merging commutes with rounds applied meanwhile.
+// Merges are written without a sync: FinishSync syncs them all at once,
+// and a counter that restarts before that is joined again.
 func (l *Ledger) Merge(syncID string, joinSeq uint64, rows []wire.SnapshotEntry) error {
 	if err := l.inSession(syncID, joinSeq); err != nil {
 		return fmt.Errorf("merge: %w", err)
@@ -438,11 +674,46 @@ func (l *Ledger) Merge(syncID string, joinSeq uint64, rows []wire.SnapshotEntry)
 		if r.Seq <= l.since || r.Seq > l.joinSeq || r.Tenant == "" || r.ID == "" {
 			return fmt.Errorf("%w: row %q/%q at seq %d outside (%d, %d]", ErrSyncMismatch, r.Tenant, r.ID, r.Seq, l.since, l.joinSeq)
 		}
-		t := l.tenant(r.Tenant)
-		if seq, ok := t.ids[r.ID]; !ok || r.Seq < seq {
-			t.ids[r.ID] = r.Seq
-		}
 	}
+	b := l.db.NewBatch()
+	inBatch := make(map[string]uint64, len(rows))
+	added := make(map[string]int64)
+	n := 0
+	for _, r := range rows {
+		k := idKey(r.Tenant, r.ID)
+		seq, found := inBatch[string(k)]
+		if !found {
+			var err error
+			if seq, found, err = getUint(l.db, k); err != nil {
+				b.Close()
+				return err
+			}
+		}
+		if found && seq <= r.Seq {
+			continue
+		}
+		if found {
+			_ = b.Delete(seqKey(seq, r.Tenant, r.ID), nil)
+		} else {
+			added[r.Tenant]++
+			n++
+		}
+		_ = b.Set(k, encodeUint(r.Seq), nil)
+		_ = b.Set(seqKey(r.Seq, r.Tenant, r.ID), nil, nil)
+		inBatch[string(k)] = r.Seq
+	}
+	dt, err := l.addCounts(b, added)
+	if err != nil {
+		b.Close()
+		return err
+	}
+	m := l.state()
+	m.Items += n
+	m.Tenants += dt
+	if err := l.write(b, m, pebble.NoSync); err != nil {
+		return err
+	}
+	l.items, l.tenants = m.Items, m.Tenants
 	return nil
 }
 
@@ -455,40 +726,19 @@ func (l *Ledger) inSession(syncID string, joinSeq uint64) error {
 }
 
 // FinishSync ends the sync session syncID, which joined at joinSeq: the
-// ledger now holds every round up to its last one and may serve reads.
+// ledger now holds every round up to its last one and may serve reads. The
+// merged rows and the new mode are on disk (synced) when it returns.
 func (l *Ledger) FinishSync(syncID string, joinSeq uint64) error {
 	if err := l.inSession(syncID, joinSeq); err != nil {
 		return fmt.Errorf("finish: %w", err)
 	}
-	l.recount()
+	m := l.state()
+	m.Mode = wire.ModeReady
+	if err := l.write(l.db.NewBatch(), m, pebble.Sync); err != nil {
+		return err
+	}
 	l.mode = wire.ModeReady
-	return nil
-}
-
-// recount rebuilds visible counts and pending rounds from the rows' seqs.
-func (l *Ledger) recount() {
-	l.visibleAt = min(l.stableSeen, l.last.Seq)
-	bySeq := make(map[uint64]map[string]int64)
-	l.items = 0
-	for name, t := range l.tenants {
-		t.visible = 0
-		for _, seq := range t.ids {
-			if seq <= l.visibleAt {
-				t.visible++
-				continue
-			}
-			if bySeq[seq] == nil {
-				bySeq[seq] = make(map[string]int64)
-			}
-			bySeq[seq][name]++
-		}
-		l.items += len(t.ids)
-	}
-	l.pending = l.pending[:0]
-	for seq, added := range bySeq {
-		l.pending = append(l.pending, pendingRound{seq: seq, added: added})
-	}
-	slices.SortFunc(l.pending, func(a, b pendingRound) int { return cmp.Compare(a.seq, b.seq) })
+	return l.rebuildPending()
 }
 
 // Snapshot returns the rows with since < seq <= upto, for a joining counter,
@@ -498,55 +748,84 @@ func (l *Ledger) Snapshot(since, upto uint64) ([]wire.SnapshotEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, _, err := l.NextSnapshot(c, math.MaxInt, nil)
+	defer c.Close()
+	rows, _, err := c.Next(math.MaxInt, nil)
 	return rows, err
 }
 
-// SnapshotCursor is a snapshot served in pieces, tenant by tenant, with
-// the ledger free to apply rounds in between: rows with seq <= upto never
-// change then, except by a join, which cuts the snapshot.
+// SnapshotCursor is a snapshot served in pieces from a consistent engine
+// snapshot taken at its start, in seq order: the ledger is free to apply
+// rounds meanwhile, and its lock is not needed to read the rows.
 type SnapshotCursor struct {
-	since, upto uint64
-	joins       uint64
-	tenants     []string
+	joins uint64
+	snap  *pebble.Snapshot
+	iter  *pebble.Iterator
+	done  bool
 }
 
 // StartSnapshot begins a snapshot of the rows with since < seq <= upto.
-// Only a ready counter that has applied up to upto can serve it.
+// Only a ready counter that has applied up to upto can serve it. The
+// caller closes the cursor.
 func (l *Ledger) StartSnapshot(since, upto uint64) (*SnapshotCursor, error) {
-	if l.mode != wire.ModeReady {
+	if !l.serving() {
 		return nil, ErrNotReady
 	}
 	if l.last.Seq < upto {
 		return nil, fmt.Errorf("%w: applied %d, snapshot up to %d", ErrBehind, l.last.Seq, upto)
 	}
-	c := &SnapshotCursor{since: since, upto: upto, joins: l.joins, tenants: make([]string, 0, len(l.tenants))}
-	for name := range l.tenants {
-		c.tenants = append(c.tenants, name)
+	c := &SnapshotCursor{joins: l.joins, snap: l.db.NewSnapshot()}
+	if since >= upto {
+		c.done = true
+		return c, nil
 	}
+	it, err := c.snap.NewIter(&pebble.IterOptions{LowerBound: seqBound(since + 1), UpperBound: seqBound(upto + 1)})
+	if err != nil {
+		_ = c.snap.Close()
+		return nil, err
+	}
+	c.iter = it
+	c.done = !it.First()
 	return c, nil
 }
 
-// NextSnapshot appends the rows of the cursor's next tenants to rows,
-// whole tenants until it has added at least maxRows, and reports whether
-// the snapshot is complete. The caller holds the ledger only this long.
-func (l *Ledger) NextSnapshot(c *SnapshotCursor, maxRows int, rows []wire.SnapshotEntry) ([]wire.SnapshotEntry, bool, error) {
-	if l.mode != wire.ModeReady || l.joins != c.joins {
-		return rows, false, ErrSnapshotStale
+// CheckSnapshot reports ErrSnapshotStale when the ledger re-joined since the
+// cursor started: a join may drop rows, and the snapshot must not outlive
+// the membership it was taken in.
+func (l *Ledger) CheckSnapshot(c *SnapshotCursor) error {
+	if !l.serving() || l.joins != c.joins {
+		return ErrSnapshotStale
 	}
-	start := len(rows)
-	for len(c.tenants) > 0 && len(rows)-start < maxRows {
-		name := c.tenants[0]
-		c.tenants = c.tenants[1:]
-		t, ok := l.tenants[name]
-		if !ok {
-			continue
+	return nil
+}
+
+// Next appends at most maxRows further rows to rows and reports whether
+// the snapshot is complete. It reads the engine snapshot only, so it needs
+// no lock; a cursor is used by one goroutine.
+func (c *SnapshotCursor) Next(maxRows int, rows []wire.SnapshotEntry) ([]wire.SnapshotEntry, bool, error) {
+	for n := 0; !c.done && n < maxRows; n++ {
+		seq, tenantID, id, err := parseSeqKey(c.iter.Key())
+		if err != nil {
+			return rows, false, err
 		}
-		for id, seq := range t.ids {
-			if seq > c.since && seq <= c.upto {
-				rows = append(rows, wire.SnapshotEntry{Tenant: name, ID: id, Seq: seq})
-			}
+		rows = append(rows, wire.SnapshotEntry{Tenant: tenantID, ID: id, Seq: seq})
+		c.done = !c.iter.Next()
+	}
+	if c.done && c.iter != nil {
+		if err := c.iter.Error(); err != nil {
+			return rows, false, err
 		}
 	}
-	return rows, len(c.tenants) == 0, nil
+	return rows, c.done, nil
+}
+
+// Close releases the engine snapshot.
+func (c *SnapshotCursor) Close() {
+	if c.iter != nil {
+		_ = c.iter.Close()
+		c.iter = nil
+	}
+	if c.snap != nil {
+		_ = c.snap.Close()
+		c.snap = nil
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -23,10 +24,27 @@ func items(tenant string, ids ...string) []wire.Item {
 	return out
 }
 
+// open returns an empty ledger on an in-memory file system, closed with the test.
+func open(t *testing.T, id, incarnation string) *ledger.Ledger {
+	t.Helper()
+	l, err := ledger.Open(vfs.NewMem(), "data", ledger.Options{ID: id, Incarnation: incarnation})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, l.Close()) })
+	return l
+}
+
+// ids lists a tenant's ids.
+func ids(t *testing.T, l *ledger.Ledger, tenant string) []string {
+	t.Helper()
+	out, err := l.IDs(tenant)
+	require.NoError(t, err)
+	return out
+}
+
 // ready returns a ledger that joined an empty cluster.
 func ready(t *testing.T) *ledger.Ledger {
 	t.Helper()
-	l := ledger.New("c1", "inc-1")
+	l := open(t, "c1", "inc-1")
 	resp, err := l.Join(wire.JoinRequest{Epoch: epoch, ClusterID: "cl"})
 	require.NoError(t, err)
 	require.True(t, resp.Complete)
@@ -55,7 +73,7 @@ func TestLedger_CountsDistinctIDsPerTenant(t *testing.T) {
 	assert.Equal(t, int64(3), count(t, l, 2, "acme"))
 	assert.Equal(t, int64(1), count(t, l, 2, "globex"))
 	assert.Equal(t, int64(0), count(t, l, 2, "nobody"))
-	assert.Equal(t, []string{"a", "b", "c"}, l.IDs("acme"))
+	assert.Equal(t, []string{"a", "b", "c"}, ids(t, l, "acme"))
 }
 
 func TestLedger_ReadsSeeOnlyStableRounds(t *testing.T) {
@@ -127,7 +145,7 @@ func TestLedger_PrepareRules(t *testing.T) {
 }
 
 func TestLedger_IdleCounterTakesNoRounds(t *testing.T) {
-	l := ledger.New("c1", "inc-1")
+	l := open(t, "c1", "inc-1")
 	assert.ErrorIs(t, l.Prepare(wire.PrepareRequest{Round: rid(1)}), ledger.ErrNotMember)
 	_, err := l.Count(epoch, 0, "acme")
 	assert.ErrorIs(t, err, ledger.ErrNotReady)
@@ -155,7 +173,7 @@ func TestLedger_AbortDropsTheRound(t *testing.T) {
 	require.NoError(t, l.Abort(wire.DecisionRequest{Round: rid(1)}))
 	commit(t, l, 2, 2, items("acme", "b")...)
 	assert.Equal(t, int64(1), count(t, l, 2, "acme"))
-	assert.Equal(t, []string{"b"}, l.IDs("acme"))
+	assert.Equal(t, []string{"b"}, ids(t, l, "acme"))
 }
 
 // joinFrom joins l to a cluster at the given position.
@@ -216,7 +234,7 @@ func TestLedger_JoinOfAnotherHistoryWipes(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, resp.Complete)
 	assert.Equal(t, uint64(0), resp.Since)
-	assert.Empty(t, l.IDs("acme"))
+	assert.Empty(t, ids(t, l, "acme"))
 }
 
 func TestLedger_MergeRefusesRowsOutsideTheSession(t *testing.T) {
@@ -283,7 +301,7 @@ func TestLedger_RejoinInTheSameEpochKeepsUnstableRows(t *testing.T) {
 	resp := joinFrom(t, l, wire.Decision{Round: rid(4), Commit: true}, rid(4), 4)
 	require.False(t, resp.Complete)
 	assert.Equal(t, uint64(2), resp.Since, "its own coordinator decided round 2: it stays")
-	assert.Equal(t, []string{"a", "b"}, l.IDs("acme"))
+	assert.Equal(t, []string{"a", "b"}, ids(t, l, "acme"))
 }
 
 func TestLedger_RejoinAfterANewEpochKeepsOnlyStableRows(t *testing.T) {
@@ -296,7 +314,7 @@ func TestLedger_RejoinAfterANewEpochKeepsOnlyStableRows(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, resp.Complete)
 	assert.Equal(t, uint64(1), resp.Since)
-	assert.Equal(t, []string{"a"}, l.IDs("acme"))
+	assert.Equal(t, []string{"a"}, ids(t, l, "acme"))
 }
 
 // TestLedger_ASupersededSyncSessionCannotFinishTheNewOne is the regression
@@ -309,7 +327,7 @@ func TestLedger_ASupersededSyncSessionCannotFinishTheNewOne(t *testing.T) {
 	commit(t, source, 2, 1)
 	last := wire.Decision{Round: rid(2), Commit: true}
 
-	l := ledger.New("c2", "inc-2")
+	l := open(t, "c2", "inc-2")
 	join := func(syncID string) {
 		_, err := l.Join(wire.JoinRequest{Epoch: epoch, ClusterID: "cl", SyncID: syncID, Last: last, Committed: rid(2), Stable: 2})
 		require.NoError(t, err)
@@ -328,8 +346,8 @@ func TestLedger_ASupersededSyncSessionCannotFinishTheNewOne(t *testing.T) {
 }
 
 // TestLedger_SnapshotInPiecesLetsRoundsGoOnAndIsCutByAJoin: a snapshot is
-// served tenant by tenant; rounds applied in between do not change it, and
-// a join (the only thing that removes rows) cuts it.
+// served in pieces from an engine snapshot; rounds applied in between do
+// not change it, and a join (the only thing that removes rows) cuts it.
 func TestLedger_SnapshotInPiecesLetsRoundsGoOnAndIsCutByAJoin(t *testing.T) {
 	l := ready(t)
 	for i := range 5 {
@@ -337,29 +355,34 @@ func TestLedger_SnapshotInPiecesLetsRoundsGoOnAndIsCutByAJoin(t *testing.T) {
 	}
 	cur, err := l.StartSnapshot(0, 5)
 	require.NoError(t, err)
-	rows, done, err := l.NextSnapshot(cur, 1, nil)
+	defer cur.Close()
+	rows, done, err := cur.Next(1, nil)
 	require.NoError(t, err)
 	assert.False(t, done)
-	assert.Len(t, rows, 2, "one tenant: at least one row asked, whole tenants given")
+	assert.Len(t, rows, 1)
 	commit(t, l, 6, 5, items("t0", "c")...) // a round between two pieces
 	commit(t, l, 7, 6, items("new", "x")...)
 	for !done {
-		rows, done, err = l.NextSnapshot(cur, 3, rows)
+		require.NoError(t, l.CheckSnapshot(cur))
+		rows, done, err = cur.Next(3, rows)
 		require.NoError(t, err)
 	}
 	assert.Len(t, rows, 10, "the rows up to seq 5, none applied since")
-	for _, r := range rows {
+	for i, r := range rows {
 		assert.LessOrEqual(t, r.Seq, uint64(5))
+		if i > 0 {
+			assert.LessOrEqual(t, rows[i-1].Seq, r.Seq, "in seq order")
+		}
 	}
 
-	cur, err = l.StartSnapshot(0, 7)
+	cur2, err := l.StartSnapshot(0, 7)
 	require.NoError(t, err)
-	_, _, err = l.NextSnapshot(cur, 1, nil)
+	defer cur2.Close()
+	_, _, err = cur2.Next(1, nil)
 	require.NoError(t, err)
 	_, err = l.Join(wire.JoinRequest{Epoch: epoch, ClusterID: "cl", Last: wire.Decision{Round: rid(7), Commit: true}, Committed: rid(7), Stable: 7})
 	require.NoError(t, err)
-	_, _, err = l.NextSnapshot(cur, 1, nil)
-	assert.ErrorIs(t, err, ledger.ErrSnapshotStale)
+	assert.ErrorIs(t, l.CheckSnapshot(cur2), ledger.ErrSnapshotStale)
 }
 
 // TestLedger_JoinAppliesAStagedRoundTheClusterCommitted is the regression
@@ -399,7 +422,7 @@ func TestLedger_AJoinBehindAStagedRoundIsRefused(t *testing.T) {
 // duplicating network path) answers the same and does not truncate the
 // rows merged into its session in between.
 func TestLedger_ADuplicatedJoinKeepsItsSession(t *testing.T) {
-	l := ledger.New("c2", "inc-2")
+	l := open(t, "c2", "inc-2")
 	last := wire.Decision{Round: rid(2), Commit: true}
 	req := wire.JoinRequest{Epoch: epoch, ClusterID: "cl", SyncID: "s1", Last: last, Committed: rid(2), Stable: 2}
 	first, err := l.Join(req)
@@ -419,7 +442,7 @@ func TestLedger_ADuplicatedJoinKeepsItsSession(t *testing.T) {
 // The abuse test found this: a counter answered a retried join with its
 // first answer, stayed at the old seq, and refused the next round.
 func TestLedger_ARepeatedJoinAtALaterPointIsANewJoin(t *testing.T) {
-	l := ledger.New("c2", "inc-2")
+	l := open(t, "c2", "inc-2")
 	_, err := l.Join(wire.JoinRequest{Epoch: epoch, ClusterID: "cl", SyncID: "s1"})
 	require.NoError(t, err)
 	_, err = l.Join(wire.JoinRequest{Epoch: epoch, ClusterID: "cl", SyncID: "s1", Last: wire.Decision{Round: rid(1)}})

@@ -26,6 +26,8 @@ type Monitor struct {
 	Logger   *slog.Logger
 	// Resync is called for each counter that answers and must be brought up to date.
 	Resync func(id, incarnation string)
+	// Removed, when set, is called for each counter removed from the registry.
+	Removed func(id string)
 }
 
 // Run checks all members every Interval until ctx ends.
@@ -63,6 +65,9 @@ func (m *Monitor) check(ctx context.Context, member Member) {
 		switch {
 		case removed:
 			m.Logger.Warn("counter removed", "node", member.ID, "err", err)
+			if m.Removed != nil {
+				m.Removed(member.ID)
+			}
 		case member.State != state:
 			m.Logger.Warn("counter marked dead", "node", member.ID, "err", err)
 		}

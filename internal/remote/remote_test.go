@@ -48,9 +48,10 @@ func TestError_TellsARefusalFromARejectionFromAFailure(t *testing.T) {
 }
 
 func TestCounters_SendTheTokenAndDecodeErrors(t *testing.T) {
-	var auth []string
+	var auth, ids []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		auth = append(auth, r.Header.Get("Authorization"))
+		ids = append(ids, r.Header.Get(wire.CounterIDHeader))
 		assert.Equal(t, "acme corp/eu", r.URL.Query().Get("tenant"), "the tenant travels as a query parameter")
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusConflict)
@@ -60,11 +61,16 @@ func TestCounters_SendTheTokenAndDecodeErrors(t *testing.T) {
 	c := remote.NewCounters(&http.Client{Timeout: time.Second}, "the-token")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_, err := c.Count(ctx, srv.URL, "acme corp/eu", 1, 5)
+	_, err := c.Count(ctx, "c1", "acme corp/eu", 1, 5)
+	require.ErrorIs(t, err, remote.ErrNoAddress, "no call before the counter's address is known")
+	assert.Empty(t, auth)
+	c.SetAddress("c1", srv.URL)
+	_, err = c.Count(ctx, "c1", "acme corp/eu", 1, 5)
 	require.Error(t, err)
 	assert.True(t, remote.HasCode(err, wire.CodeBehind))
 	var re *remote.Error
 	require.ErrorAs(t, err, &re)
 	assert.True(t, re.Refused())
 	assert.Equal(t, []string{"Bearer the-token"}, auth)
+	assert.Equal(t, []string{"c1"}, ids, "every call names the counter it is meant for")
 }

@@ -15,12 +15,17 @@ type Holder struct {
 // from before it may choose where the commit order resumes.
 //
 // With the holders the previous coordinator recorded (recorded is true),
-// one report settles it: a holder that was live and reports as ready with
-// the same incarnation holds every acknowledged round, since the record is
-// rewritten before any round with other voters commits and before a round
-// some voter failed to commit is acknowledged. Until one does, every
-// recorded holder must report; a holder that restarted counts as heard (it
-// holds nothing), so when all of them restarted recovery starts over.
+// one report settles it: a holder that was live and reports as ready holds
+// every acknowledged round, since the record is rewritten before any round
+// with other voters commits and before a round some voter failed to commit
+// is acknowledged, and a counter's commits are on its disk before it
+// acknowledges them. That holds across a restart of the holder: its id
+// lives in its data, so a holder that comes back with its data is the same
+// holder (new incarnation, same rows), and one whose data is gone comes
+// back under a new id. Until one does, every recorded holder must report; a
+// holder that reports without being ready (it was syncing) counts as heard,
+// so when every holder is heard and none is ready, recovery starts over.
+// A holder that never reports (its disk is gone) is waited for.
 //
 // Without a record, it must hear from every member of the participant list
 // stamped on the latest prepare any reporter saw: a counter becomes live
@@ -37,7 +42,7 @@ func Missing(reports map[string]wire.Status, holders []Holder, recorded bool) []
 				missing = append(missing, h.ID)
 				continue
 			}
-			if h.Live && st.Incarnation == h.Incarnation && st.Mode == wire.ModeReady {
+			if h.Live && st.Mode == wire.ModeReady {
 				return nil
 			}
 		}

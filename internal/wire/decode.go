@@ -26,8 +26,23 @@ const (
 	MaxSeq = 1 << 62
 )
 
-// CheckCounterURL checks a counter's URL, which is also its id: an absolute
-// http(s) URL with a host and nothing else (no user, path, query or fragment).
+// CheckCounterID checks a counter's identity: the name its data directory
+// was given on first start, 1 to MaxTokenBytes printable ASCII bytes.
+func CheckCounterID(s string) error {
+	if s == "" || len(s) > MaxTokenBytes {
+		return fmt.Errorf("counter id must be 1 to %d bytes", MaxTokenBytes)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return fmt.Errorf("counter id %q must be printable ASCII", truncate(s))
+		}
+	}
+	return nil
+}
+
+// CheckCounterURL checks a counter's URL, where it is reached now: an
+// absolute http(s) URL with a host and nothing else (no user, path, query
+// or fragment).
 func CheckCounterURL(s string) error {
 	if len(s) > MaxURLBytes {
 		return fmt.Errorf("URL is longer than %d bytes", MaxURLBytes)
@@ -101,7 +116,7 @@ func checkView(view []string) error {
 		return fmt.Errorf("view lists %d counters, at most %d", len(view), MaxView)
 	}
 	for i, id := range view {
-		if err := CheckCounterURL(id); err != nil {
+		if err := CheckCounterID(id); err != nil {
 			return fmt.Errorf("view %d: %w", i, err)
 		}
 	}
@@ -177,8 +192,9 @@ func EncodePrepare(req PrepareRequest, batches []Batch) []byte {
 // a view of at most views counters: what a round must leave free of items.
 func PrepareOverhead(views int) int {
 	// Round and prev: two round ids of at most ~110 bytes each; stable and
-	// the field names: under 100. Each view entry: a quoted URL and a comma.
-	return 512 + views*(MaxURLBytes+3)
+	// the field names: under 100. Each view entry: a quoted counter id
+	// (printable ASCII, escaped at most 6 bytes per byte) and a comma.
+	return 512 + views*(6*MaxTokenBytes+3)
 }
 
 // DecodeDecision decodes and checks a commit or abort.
@@ -222,7 +238,8 @@ func DecodeRegister(data []byte) (RegisterRequest, error) {
 // Check checks a counter's status report.
 func (s Status) Check() error {
 	errs := []error{
-		CheckCounterURL(s.ID),
+		CheckCounterID(s.ID),
+		CheckCounterURL(s.URL),
 		checkToken("incarnation", s.Incarnation, true),
 		checkToken("cluster_id", s.ClusterID, false),
 		checkEpoch("epoch", s.Epoch),

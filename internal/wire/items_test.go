@@ -123,14 +123,14 @@ func TestEncodeBatch_RoundTripsWithoutHTMLEscaping(t *testing.T) {
 
 // TestPrepareOverhead_BoundsTheLargestEnvelope: the bytes of a prepare other
 // than its items stay within PrepareOverhead for the largest round ids and
-// a view of the longest URLs, so rounds cut by it never pass MAX_ROUND_BYTES.
+// a view of the longest counter ids, so rounds cut by it never pass MAX_ROUND_BYTES.
 func TestPrepareOverhead_BoundsTheLargestEnvelope(t *testing.T) {
 	big := wire.RoundID{Epoch: wire.MaxEpoch, Seq: wire.MaxSeq, TxID: strings.Repeat("t", wire.MaxTokenBytes)}
 	for _, views := range []int{1, 3, 64, wire.MaxView} {
 		view := make([]string, views)
 		for i := range view {
-			u := fmt.Sprintf("https://%d.", i)
-			view[i] = u + strings.Repeat("h", wire.MaxURLBytes-len(u))
+			u := fmt.Sprintf("%d.", i)
+			view[i] = u + strings.Repeat("<", wire.MaxTokenBytes-len(u)) // JSON writes < as \u003c at worst
 		}
 		items := wire.EncodeBatch([]wire.Item{{ID: "a", Tenant: "t"}})
 		body := wire.EncodePrepare(wire.PrepareRequest{Round: big, Stable: wire.MaxSeq, Prev: &wire.Decision{Round: big, Commit: true}, View: view},

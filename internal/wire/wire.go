@@ -57,14 +57,20 @@ const (
 	CodeStaleEpoch   = "stale_epoch"   // the request comes from an older coordinator
 	CodeBehind       = "behind"        // the counter has not applied the requested position
 	CodeNotReady     = "not_ready"     // the counter has no complete copy of the data
+	CodeWrongCounter = "wrong_counter" // the address now answers as another counter
 	CodeUnknownRound = "unknown_round" // commit of a round the counter has not prepared
 	CodeSyncMismatch = "sync_mismatch" // a snapshot for a sync session that is not current
 )
 
+// CounterIDHeader names the counter a call is meant for. A counter refuses
+// a call meant for another (CodeWrongCounter): after a restart, an address
+// may belong to a counter with other data.
+const CounterIDHeader = "X-Counter-Id"
+
 // IsRefusal reports whether code is a protocol refusal.
 func IsRefusal(code string) bool {
 	switch code {
-	case CodeVotedNo, CodeStaleEpoch, CodeBehind, CodeNotReady, CodeUnknownRound, CodeSyncMismatch:
+	case CodeVotedNo, CodeStaleEpoch, CodeBehind, CodeNotReady, CodeUnknownRound, CodeSyncMismatch, CodeWrongCounter:
 		return true
 	}
 	return false
@@ -138,7 +144,11 @@ const (
 // with every registration. A restarted coordinator rebuilds the commit order
 // from these reports.
 type Status struct {
-	ID          string `json:"id"`
+	// ID is the counter's identity, kept in its data directory: a counter
+	// that restarts, or moves to another address, keeps it.
+	ID string `json:"id"`
+	// URL is where the counter is reached now.
+	URL         string `json:"url"`
 	Incarnation string `json:"incarnation"`
 	Mode        Mode   `json:"mode"`
 	ClusterID   string `json:"cluster_id,omitempty"`
