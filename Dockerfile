@@ -25,6 +25,9 @@ ENTRYPOINT ["/coordinator"]
 FROM scratch AS counter
 LABEL distributed-counter.image="counter"
 COPY bin/counter /counter
+# /data holds the counters' slot directories (DATA_DIR); a new named volume
+# mounted there starts as a copy of it, owned by the service's user.
+COPY --chown=65532:65532 bin/data /data
 USER 65532:65532
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD ["/counter", "healthcheck"]

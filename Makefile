@@ -47,7 +47,7 @@ chaos: ## run the chaos test with random seeds for CHAOS_DURATION (default 5m); 
 # come from the command line or the environment, else .env, else .env.dist,
 # like Compose reads them.
 
-.PHONY: images debug-images up dev log down clean simulate docker-check
+.PHONY: images debug-images up dev log down wipe clean simulate crash-test docker-check
 
 PROJECT ?= distributed-counter
 IMAGE ?= distributed-counter
@@ -128,7 +128,7 @@ up: ensure-token images ## build and start the coordinator and COUNTERS counters
 	@echo "  curl localhost:$(D_HTTP_PORT)/items/acme/count"
 	@echo "  curl localhost:$(D_HTTP_PORT)/counters"
 	@echo "Only this public API is published; the internal one needs CLUSTER_TOKEN (in .env)."
-	@echo "make log follows the logs; make down stops everything."
+	@echo "make log follows the logs; make down stops everything and keeps the data (make wipe deletes it)."
 
 dev: ensure-token debug-images ## like up, but every service runs under delve (coordinator's on DEBUG_PORT)
 	$(COMPOSE_ENV) $(COMPOSE) -p $(PROJECT) $(DEV_COMPOSE_FILES) up -d --remove-orphans --scale counter=$(D_COUNTERS)
@@ -143,10 +143,14 @@ dev: ensure-token debug-images ## like up, but every service runs under delve (c
 log: docker-check ## follow the logs of every container
 	$(COMPOSE_ENV) $(COMPOSE) -p $(PROJECT) $(COMPOSE_FILES) logs -f --tail=100
 
-down: docker-check ## stop and remove the containers and network that up or dev created
-	$(COMPOSE_ENV) $(COMPOSE) -p $(PROJECT) $(DEV_COMPOSE_FILES) down -v --remove-orphans
+down: docker-check ## stop and remove the containers and network; the data (volumes) stays for the next up
+	$(COMPOSE_ENV) $(COMPOSE) -p $(PROJECT) $(DEV_COMPOSE_FILES) down --remove-orphans
 
-clean: down ## down, then remove the images and bin/
+wipe: down ## down, then DELETE THE DATA: the coordinator's and the counters' volumes
+	$(COMPOSE_ENV) $(COMPOSE) -p $(PROJECT) $(DEV_COMPOSE_FILES) down -v --remove-orphans
+	@echo "deleted the volumes of $(PROJECT): every count is gone; the next make up starts empty"
+
+clean: wipe ## wipe (deletes the data), then remove the images and bin/
 	docker image rm $(IMAGE)/coordinator:latest $(IMAGE)/counter:latest $(IMAGE)/debug:latest 2>/dev/null || true
 	@# Earlier builds left untagged: every image of this Dockerfile carries the label.
 	docker image prune -f --filter label=distributed-counter.image
@@ -155,3 +159,7 @@ clean: down ## down, then remove the images and bin/
 simulate: images ## run the failure scenario on a fresh 3-counter cluster and check every step
 	$(GO) build -o $(BIN)/ ./cmd/simulate
 	$(BIN)/simulate -compose "$(COMPOSE)" -file docker-compose.yml -project dcsim
+
+crash-test: images ## kill every container of a fresh cluster at once (SIGKILL) under writes; check every acknowledged item survives, then down and up
+	$(GO) build -o $(BIN)/ ./cmd/simulate
+	$(BIN)/simulate -compose "$(COMPOSE)" -file docker-compose.yml -project dccrash -crash

@@ -33,6 +33,9 @@ func run() error {
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
 		return httpserver.Healthcheck(cfg.HTTPPort, "/health", cfg.ClusterToken)
 	}
+	if len(os.Args) == 2 && os.Args[1] == "status" {
+		return httpserver.Status(os.Stdout, cfg.HTTPPort, cfg.ClusterToken)
+	}
 	if len(os.Args) == 3 && os.Args[1] == "localcount" {
 		return httpserver.LocalCount(os.Stdout, cfg.HTTPPort, cfg.ClusterToken, os.Args[2])
 	}

@@ -29,6 +29,7 @@ func run() error {
 	project := flag.String("project", "dcsim", "compose project of the cluster under test; removed before and after")
 	port := flag.Int("port", 0, "host port of the coordinator; 0 picks a free one")
 	timeout := flag.Duration("timeout", 10*time.Minute, "deadline of the whole run")
+	crash := flag.Bool("crash", false, "run the crash test (make crash-test) instead of the failure scenario")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -42,5 +43,6 @@ func run() error {
 		HTTPPort: *port,
 		Env:      os.Environ(),
 		Out:      os.Stdout,
+		Crash:    *crash,
 	})
 }

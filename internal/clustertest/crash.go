@@ -135,14 +135,24 @@ func (n *Node) ID() string {
 // from this instant, and its disk keeps only what it had synced. Start
 // runs it again on that disk. The coordinator keeps its state file (it
 // syncs every write of it).
-func (n *Node) Crash() {
-	n.cut.trip()
-	n.mu.Lock()
-	if n.fs != nil {
-		n.fs = n.fs.CrashClone(vfs.CrashCloneCfg{})
+func (n *Node) Crash() { Crash(n) }
+
+// Crash cuts every node off at the same instant, then keeps of each disk
+// only what was synced, then stops the processes: a power cut of them all.
+func Crash(nodes ...*Node) {
+	for _, n := range nodes {
+		n.cut.trip()
 	}
-	n.mu.Unlock()
-	n.Stop()
+	for _, n := range nodes {
+		n.mu.Lock()
+		if n.fs != nil {
+			n.fs = n.fs.CrashClone(vfs.CrashCloneCfg{})
+		}
+		n.mu.Unlock()
+	}
+	for _, n := range nodes {
+		n.Stop()
+	}
 }
 
 // Wipe gives a stopped counter an empty disk: it starts again as a new

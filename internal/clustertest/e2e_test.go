@@ -485,3 +485,21 @@ func restartWithHoldersCutOff(t *testing.T, c *clustertest.Cluster) *clustertest
 	}
 	return newcomer
 }
+
+// TestCluster_APowerCutOfEveryProcessKeepsEveryAcknowledgedItem (D1): the
+// coordinator and every counter lose power at once; their disks keep only
+// what was synced. Every acknowledged item is counted after they restart.
+func TestCluster_APowerCutOfEveryProcessKeepsEveryAcknowledgedItem(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{})
+	for i := range 10 {
+		mustAdd(t, c, items("acme", fmt.Sprintf("a%d", i), fmt.Sprintf("b%d", i))...)
+	}
+	clustertest.Crash(append([]*clustertest.Node{c.Coordinator}, c.Counters...)...)
+	c.Coordinator.Start(t)
+	for _, n := range c.Counters {
+		n.Start(t)
+	}
+	require.Eventually(t, func() bool { return c.LiveCount(t.Context()) == len(c.Counters) }, waitFor, tick)
+	assert.Equal(t, int64(20), mustCount(t, c, "acme"))
+}

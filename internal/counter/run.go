@@ -151,7 +151,22 @@ func ClaimSlot(fs vfs.FS, root string, slots int) (string, io.Closer, error) {
 			_ = lock.Close()
 			return "", nil, fmt.Errorf("data directory: %w", err)
 		}
+		// The new directories' entries must be on disk before any data in
+		// them: a power cut would otherwise lose the whole slot.
+		if err := errors.Join(syncDir(fs, fs.PathDir(root)), syncDir(fs, root)); err != nil {
+			_ = lock.Close()
+			return "", nil, fmt.Errorf("data directory: %w", err)
+		}
 		return dir, lock, nil
 	}
 	return "", nil, fmt.Errorf("every one of the %d data slots in %s is held by another process (DATA_SLOTS): %w", slots, root, errors.Join(errs...))
+}
+
+// syncDir syncs a directory, making the entries created in it durable.
+func syncDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
 }

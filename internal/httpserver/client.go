@@ -73,6 +73,19 @@ func Healthcheck(port int, path, token string) error {
 	return nil
 }
 
+// Status asks the counter on this host's port for its status (GET
+// /internal/status: its id, position and address) and writes the JSON
+// answer to w. `make simulate` runs it with docker exec (`counter status`)
+// to learn which counter, by id, a container runs.
+func Status(w io.Writer, port int, token string) error {
+	body, err := getLocal(port, "/internal/status", token)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	_, err = w.Write(body)
+	return err
+}
+
 // LocalCount asks the counter on this host's port for its own count of
 // tenantID (GET /internal/localcount) and writes the JSON answer to w. Any
 // answer but 200 is an error that carries the status and body: 409 means the

@@ -3,6 +3,7 @@ package simulate
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"slices"
@@ -29,17 +30,33 @@ type Container struct {
 	Name string
 	// Number is the replica number compose gave it (counter_1, counter_2...).
 	Number int
-	// Hostname is the container's host name, which makes its counter id.
+	// Hostname is the container's host name, which makes its counter's URL.
 	Hostname string
+	// CounterID is the id of the counter the container runs: the identity
+	// of the data slot it claimed (CounterIDOf), which may change when it
+	// restarts beside others.
+	CounterID string
 }
-
-// CounterID is the id the coordinator knows the counter by: its default
-// advertise URL, http://<hostname>:8080.
-func (c Container) CounterID() string { return "http://" + c.Hostname + ":8080" }
 
 // PublicName is the name the public GET /counters lists the counter by,
 // in a cluster whose token is token.
-func (c Container) PublicName(token string) string { return wire.CounterName(c.CounterID(), token) }
+func (c Container) PublicName(token string) string { return wire.CounterName(c.CounterID, token) }
+
+// CounterIDOf asks the counter in ct for its id (`counter status`).
+func (c Compose) CounterIDOf(ctx context.Context, ct Container, binary string) (string, error) {
+	out, err := c.Exec(ctx, ct, binary, "status")
+	if err != nil {
+		return "", err
+	}
+	var st wire.Status
+	if err := json.Unmarshal(out, &st); err != nil {
+		return "", fmt.Errorf("status of %s: %w", ct.Name, err)
+	}
+	if err := wire.CheckCounterID(st.ID); err != nil {
+		return "", fmt.Errorf("status of %s: %w", ct.Name, err)
+	}
+	return st.ID, nil
+}
 
 // inspectFormat prints one line per container for parseContainers.
 const inspectFormat = `{{.Id}}|{{.Name}}|{{index .Config.Labels "com.docker.compose.container-number"}}|{{.Config.Hostname}}`
@@ -199,4 +216,21 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "") + "\n"
+}
+
+// DownKeepingData removes the project's containers and network and keeps
+// its volumes, like `make down`.
+func (c Compose) DownKeepingData(ctx context.Context) error {
+	_, err := c.compose(ctx, "down", "--remove-orphans", "-t", "5")
+	return err
+}
+
+// Kill sends SIGKILL to every container at once, in one docker call.
+func (c Compose) Kill(ctx context.Context, cts ...Container) error {
+	args := []string{"kill", "-s", "KILL"}
+	for _, ct := range cts {
+		args = append(args, ct.ID)
+	}
+	_, err := c.docker(ctx, args...)
+	return err
 }

@@ -64,6 +64,8 @@ type Config struct {
 	Env []string
 	// Out receives the timeline and, on failure, the logs.
 	Out io.Writer
+	// Crash runs the crash test (crashSteps) instead of the failure scenario.
+	Crash bool
 }
 
 // Violation is a step whose expectation did not hold.
@@ -113,7 +115,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("remove leftovers of project %s: %w", cfg.Project, err)
 	}
 	defer r.cleanup(ctx)
-	err := r.steps(ctx)
+	steps := r.steps()
+	if cfg.Crash {
+		steps = r.crashSteps()
+	}
+	err := r.run(ctx, steps)
 	if err == nil {
 		r.logf("PASS: every expectation held")
 		return nil
@@ -175,10 +181,10 @@ func (r *runner) logf(format string, args ...any) {
 	fmt.Fprintf(r.out, "[%6.1fs] %s\n", time.Since(r.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
-func (r *runner) steps(ctx context.Context) error {
+func (r *runner) steps() []step {
 	c1, c2, c3 := 0, 1, 2
 	var inc map[int]string // incarnations before a stop
-	steps := []step{
+	return []step{
 		{"start a fresh cluster", fmt.Sprintf("coordinator and %d counters running", counters), r.up},
 		{"counters registered", fmt.Sprintf("%d counters live, one per container; count of alpha is 0", counters), r.registered},
 		{"trust boundary", "only the public port is published; it serves no internal route, and GET /counters shows no internal address", r.boundary},
@@ -251,6 +257,10 @@ func (r *runner) steps(ctx context.Context) error {
 			return join(saw, d, "API "+reads), err
 		}},
 	}
+}
+
+// run runs the steps in order and stops at the first that fails.
+func (r *runner) run(ctx context.Context, steps []step) error {
 	for i, s := range steps {
 		name := fmt.Sprintf("step %d: %s", i, s.name)
 		saw, err := s.do(ctx)
@@ -281,11 +291,33 @@ func (r *runner) up(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("%d counter containers, want %d", len(cs), counters)
 	}
 	r.counter = cs
+	if err := r.resolveIDs(ctx); err != nil {
+		return "", err
+	}
 	names := make([]string, len(cs))
-	for i, c := range cs {
-		names[i] = fmt.Sprintf("counter %d = %s (%s)", i+1, c.Name, c.Hostname)
+	for i, c := range r.counter {
+		names[i] = fmt.Sprintf("counter %d = %s (%s, id %s)", i+1, c.Name, c.Hostname, c.CounterID)
 	}
 	return strings.Join(names, ", "), nil
+}
+
+// resolveIDs learns the id of the counter each container runs, polling
+// while they start.
+func (r *runner) resolveIDs(ctx context.Context) error {
+	for i := range r.counter {
+		_, err := poll(ctx, startTimeout, pollInterval, func(ctx context.Context) (bool, string, error) {
+			id, err := r.compose.CounterIDOf(ctx, r.counter[i], counterBinary)
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			r.counter[i].CounterID = id
+			return true, id, nil
+		})
+		if err != nil {
+			return fmt.Errorf("id of %s: %w", r.counter[i].Name, err)
+		}
+	}
+	return nil
 }
 
 // registered waits until the coordinator has recovered and every counter
@@ -517,6 +549,11 @@ func (r *runner) restart(ctx context.Context, inc map[int]string, idx ...int) (s
 		if err := r.compose.Start(ctx, r.counter[i]); err != nil {
 			return "", err
 		}
+	}
+	// Counters started together may each claim the other's data slot: the
+	// id a container runs follows the slot it got.
+	if err := r.resolveIDs(ctx); err != nil {
+		return "", err
 	}
 	var parts []string
 	for _, i := range idx {
