@@ -365,7 +365,7 @@ func (l *Ledger) apply(round wire.RoundID, items []wire.Item) error {
 			continue
 		}
 		seen[string(k)] = struct{}{}
-		_, found, err := get(l.db, k)
+		found, err := has(l.db, k)
 		if err != nil {
 			b.Close()
 			return err

@@ -143,6 +143,18 @@ func get(r pebble.Reader, key []byte) (value []byte, found bool, err error) {
 	return value, true, closer.Close()
 }
 
+// has reports whether key is present, without copying its value.
+func has(r pebble.Reader, key []byte) (bool, error) {
+	_, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, closer.Close()
+}
+
 func getUint(r pebble.Reader, key []byte) (uint64, bool, error) {
 	v, ok, err := get(r, key)
 	if err != nil || !ok {

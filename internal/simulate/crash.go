@@ -62,12 +62,8 @@ func (r *runner) crashSteps() []step {
 				return join(saw, reg), err
 			}
 			for t, want := range after {
-				var n int64
-				if _, err := r.retry(ctx, func(ctx context.Context) error {
-					var err error
-					n, err = r.api.Count(ctx, t)
-					return err
-				}); err != nil {
+				n, err := r.count(ctx, t)
+				if err != nil {
 					return join(saw, reg), err
 				}
 				if n != want {
@@ -161,12 +157,8 @@ func (r *runner) startShuffled(ctx context.Context) (string, error) {
 func (r *runner) between(ctx context.Context, acked, attempted *model) (map[string]int64, error) {
 	got := make(map[string]int64)
 	for _, t := range attempted.tenants() {
-		var n int64
-		if _, err := r.retry(ctx, func(ctx context.Context) error {
-			var err error
-			n, err = r.api.Count(ctx, t)
-			return err
-		}); err != nil {
+		n, err := r.count(ctx, t)
+		if err != nil {
 			return got, err
 		}
 		got[t] = n

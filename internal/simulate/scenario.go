@@ -424,12 +424,8 @@ func (r *runner) reads(ctx context.Context, tenants ...string) (string, error) {
 	}
 	var parts []string
 	for _, t := range tenants {
-		var n int64
-		if _, err := r.retry(ctx, func(ctx context.Context) error {
-			var err error
-			n, err = r.api.Count(ctx, t)
-			return err
-		}); err != nil {
+		n, err := r.count(ctx, t)
+		if err != nil {
 			return strings.Join(parts, " "), err
 		}
 		parts = append(parts, fmt.Sprintf("%s=%d", t, n))
@@ -438,6 +434,17 @@ func (r *runner) reads(ctx context.Context, tenants ...string) (string, error) {
 		}
 	}
 	return "counts " + strings.Join(parts, " "), nil
+}
+
+// count reads a tenant's count through the API, retrying as retry does.
+func (r *runner) count(ctx context.Context, tenantID string) (int64, error) {
+	var n int64
+	_, err := r.retry(ctx, func(ctx context.Context) error {
+		var err error
+		n, err = r.api.Count(ctx, tenantID)
+		return err
+	})
+	return n, err
 }
 
 // retry calls fn until it succeeds, retrying answers that promise it is
