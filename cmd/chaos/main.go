@@ -31,11 +31,12 @@ func main() {
 	runLen := flag.Duration("run", 3*time.Second, "load and fault time of each run")
 	artifacts := flag.String("artifacts", "chaos-artifacts", "directory for the visualisations of failed runs")
 	logPath := flag.String("log", "", "write every node's debug log to this file")
+	noSync := flag.Bool("nosync", false, "run the counters without fsync, to see the power cuts lose acknowledged items")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg := chaos.Config{Duration: *runLen, ArtifactDir: *artifacts, KeptLogLevel: slog.LevelDebug}
+	cfg := chaos.Config{Duration: *runLen, ArtifactDir: *artifacts, KeptLogLevel: slog.LevelDebug, NoSync: *noSync}
 	if *logPath != "" {
 		f, err := os.Create(*logPath)
 		if err != nil {

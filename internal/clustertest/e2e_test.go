@@ -271,13 +271,16 @@ func TestCluster_AllCountersRestartedKeepTheirData(t *testing.T) {
 }
 
 // TestCluster_AllCountersWipedServeNoEmptyHistory: every counter loses its
-// disk. The counters that come back (new ids) hold nothing, and the
-// coordinator waits for the holders of the data rather than start over:
-// it answers 503, never a count of 0.
+// disk. The counters that come back (new ids) hold nothing, the history is
+// longer than the coordinator's recent rounds, and the coordinator waits
+// for the holders of the data rather than start over: it answers 503,
+// never a count below what it acknowledged.
 func TestCluster_AllCountersWipedServeNoEmptyHistory(t *testing.T) {
 	t.Parallel()
 	c := startLive(t, clustertest.Options{})
-	mustAdd(t, c, items("acme", "a")...)
+	for i := range 40 { // more rounds than the coordinator replays
+		mustAdd(t, c, items("acme", fmt.Sprintf("a%d", i))...)
+	}
 	for _, n := range c.Counters {
 		n.Stop()
 		n.Wipe(c)
@@ -502,4 +505,29 @@ func TestCluster_APowerCutOfEveryProcessKeepsEveryAcknowledgedItem(t *testing.T)
 	}
 	require.Eventually(t, func() bool { return c.LiveCount(t.Context()) == len(c.Counters) }, waitFor, tick)
 	assert.Equal(t, int64(20), mustCount(t, c, "acme"))
+}
+
+// TestCluster_EveryVoterLosingTheStagedRoundIsNotStuck is the regression
+// test of a cluster the chaos test left stuck: every voter of a round the
+// coordinator decided commit lost power before the commit reached it. The
+// staged round is never on disk, so no counter held the cluster's last
+// committed round and none could be a sync source. The coordinator now
+// replays its recent committed rounds into a counter that lacks them.
+func TestCluster_EveryVoterLosingTheStagedRoundIsNotStuck(t *testing.T) {
+	t.Parallel()
+	c := startLive(t, clustertest.Options{})
+	mustAdd(t, c, items("acme", "a", "b")...)
+
+	drop := c.Faults.Add(clustertest.Rule{Path: "/internal/commit", Fault: clustertest.Drop})
+	resp, err := c.Add(t.Context(), items("acme", "in-doubt")...)
+	require.NoError(t, err)
+	assert.NotEqual(t, http.StatusOK, resp.Status, "no commit was acknowledged: %s", resp.Body)
+	clustertest.Crash(c.Counters...)
+	drop()
+	for _, n := range c.Counters {
+		n.Start(t)
+	}
+	require.Eventually(t, func() bool { return c.LiveCount(t.Context()) == len(c.Counters) }, waitFor, tick)
+	mustAdd(t, c, items("acme", "c")...)
+	assert.Equal(t, int64(4), mustCount(t, c, "acme"), "a, b, c and the round decided commit")
 }

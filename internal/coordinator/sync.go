@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -214,6 +215,12 @@ func (s *Service) transfer(ctx context.Context, id string, gen uint64, syncID st
 		if s.committer.Position().ClusterID != at.ClusterID {
 			return false, fmt.Errorf("%w: the cluster's history was reset", errSuperseded)
 		}
+		switch done, err := s.replay(ctx, id, syncID, since, at); {
+		case err != nil:
+			return false, err
+		case done:
+			return true, nil
+		}
 		var sources, fresh []string
 		for _, m := range s.registry.Live() {
 			if m.ID != id {
@@ -255,6 +262,38 @@ func (s *Service) transfer(ctx context.Context, id string, gen uint64, syncID st
 			return false, nil
 		}
 	})
+}
+
+// replay installs the rows the counter lacks from the committer's recent
+// rounds, when it holds every one of them: no counter is needed as a
+// source. It reports false, to try the counters, when it cannot.
+func (s *Service) replay(ctx context.Context, id, syncID string, since uint64, at twopc.Position) (bool, error) {
+	rows, ok, err := s.committer.Replay(at.ClusterID, since, at.Committed)
+	if err != nil || !ok {
+		if err != nil {
+			s.logger.Warn("replay of recent rounds failed", "node", id, "err", err)
+		}
+		return false, nil
+	}
+	var buf bytes.Buffer
+	sw, _ := wire.NewSnapshotWriter(&buf, since, at.Committed.Seq) // a bytes.Buffer does not fail
+	for _, r := range rows {
+		_ = sw.Row(r)
+	}
+	_ = sw.End()
+	ctx, cancel := context.WithTimeout(ctx, s.stallTimeout())
+	defer cancel()
+	err = s.counters.Install(ctx, id, syncID, at.Last.Round.Seq, &buf)
+	switch {
+	case err == nil:
+		s.logger.Info("caught up from recent rounds", "node", id, "since", since, "upto", at.Committed.Seq, "rows", len(rows))
+		return true, nil
+	case remote.HasCode(err, wire.CodeSyncMismatch), remote.HasCode(err, wire.CodeStaleEpoch):
+		return false, fmt.Errorf("install: %w", err)
+	default:
+		s.logger.Warn("replay of recent rounds not installed; trying the counters", "node", id, "err", err)
+		return false, nil
+	}
 }
 
 // promote makes the counter live. With no live counter at all, one that

@@ -291,14 +291,11 @@ func handleSnapshot(logger *slog.Logger, svc *Service, syncTimeout time.Duration
 		httpserver.ExtendDeadlines(w, syncTimeout) // the only long answer
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		bw := bufio.NewWriterSize(w, 64<<10)
-		enc := json.NewEncoder(bw)
-		enc.SetEscapeHTML(false)
-		_ = enc.Encode(wire.SnapshotHeader{Since: since, Upto: upto})
+		sw, _ := wire.NewSnapshotWriter(bw, since, upto) // a failed write shows in the next ones
 		// Rows come from the engine snapshot the cursor holds, without the
 		// lock, so rounds go on while a large snapshot streams; between
 		// chunks the lock is taken only to see that no join cut it.
 		var rows []wire.SnapshotEntry
-		sent := 0
 		for done := false; !done; {
 			err := svc.with(func(l *ledger.Ledger) error { return l.CheckSnapshot(cursor) })
 			if err == nil {
@@ -310,14 +307,13 @@ func handleSnapshot(logger *slog.Logger, svc *Service, syncTimeout time.Duration
 				return
 			}
 			for _, row := range rows {
-				if err := enc.Encode(row); err != nil {
+				if err := sw.Row(row); err != nil {
 					logger.Warn("snapshot stream cut", "err", err)
 					return
 				}
 			}
-			sent += len(rows)
 		}
-		_ = enc.Encode(wire.SnapshotTrailer{End: true, Count: sent})
+		_ = sw.End()
 		if err := bw.Flush(); err != nil {
 			logger.Warn("snapshot stream cut", "err", err)
 		}

@@ -154,6 +154,7 @@ type Committer struct {
 	stopped chan struct{}
 	pos     atomic.Pointer[Position]
 	held    atomic.Int64 // bytes of the batches submitted and not yet answered
+	replay  replayLog    // the last rounds decided commit (Replay)
 }
 
 // New returns a committer; it does nothing until Run.
@@ -189,6 +190,7 @@ func New(cfg Config, cluster Cluster, transport Transport, logger *slog.Logger) 
 		requests:  make(chan *request, cfg.QueueSize),
 		ops:       make(chan op),
 		stopped:   make(chan struct{}),
+		replay:    replayLog{maxBytes: cfg.MaxRoundBytes},
 	}
 	c.setPos(Position{})
 	return c
@@ -476,6 +478,7 @@ func (c *Committer) runRound(ctx context.Context, batches []wire.Batch, items in
 	// Decision: commit. It is final from here on, and goes out with the
 	// next prepare or join as well, so a participant that misses this
 	// message still learns it.
+	c.replay.add(committedRound{clusterID: pos.ClusterID, round: id, prev: pos.Committed, body: body})
 	pos.Last = wire.Decision{Round: id, Commit: true}
 	pos.Committed = id
 	c.setPos(pos)

@@ -6,7 +6,9 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
 )
 
 // Item is one element of the public POST /items body.
@@ -282,3 +284,26 @@ type LocalCountResponse struct {
 	Count int64   `json:"count"`
 	Last  RoundID `json:"last"`
 }
+
+// SnapshotWriter writes a snapshot stream: its header, one line per row,
+// and the trailer that says it is whole. JSON without HTML escaping.
+type SnapshotWriter struct {
+	enc  *json.Encoder
+	rows int
+}
+
+// NewSnapshotWriter writes the header of the rows since < seq <= upto to w.
+func NewSnapshotWriter(w io.Writer, since, upto uint64) (*SnapshotWriter, error) {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return &SnapshotWriter{enc: enc}, enc.Encode(SnapshotHeader{Since: since, Upto: upto})
+}
+
+// Row writes one row.
+func (s *SnapshotWriter) Row(e SnapshotEntry) error {
+	s.rows++
+	return s.enc.Encode(e)
+}
+
+// End writes the trailer with the number of rows written.
+func (s *SnapshotWriter) End() error { return s.enc.Encode(SnapshotTrailer{End: true, Count: s.rows}) }
