@@ -19,7 +19,17 @@ func FuzzDecodeSnapshotLine(f *testing.F) {
 	f.Add([]byte(`{"t":"acme","i":"a","s":1}`))
 	f.Add([]byte(`{"end":true,"count":2}`))
 	f.Add([]byte(`{"t":"","i":"a","s":1,"x":1}`))
+	f.Add([]byte(`{"t":"a\"b","i":"\u00e9","s":18446744073709551615}`))
+	f.Add([]byte(`{"t":"acme","i":"a","s":01}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if fast, ok := decodeRowFast(data); ok {
+			var strict snapshotLine
+			dec := json.NewDecoder(bytes.NewReader(data))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&strict); err != nil || strict.SnapshotEntry != fast || strict.End || strict.Upto != 0 {
+				t.Fatalf("the fast path took %q as %+v; the strict decoder: %+v, %v", data, fast, strict, err)
+			}
+		}
 		line, err := decodeSnapshotLine(data)
 		if err != nil || line.End || wire.CheckSnapshotEntry(line.SnapshotEntry) != nil {
 			return

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/distributed-counter/distributed-counter/internal/httpserver"
 	"github.com/distributed-counter/distributed-counter/internal/ledger"
@@ -350,8 +352,72 @@ func handleInstall(logger *slog.Logger, svc *Service, syncTimeout time.Duration)
 	}
 }
 
+// decodeRowFast decodes the one shape of row a source writes,
+// {"t":"…","i":"…","s":N}, with strings that need no unescaping; it
+// reports false for anything else, which the strict decoder then takes.
+// What it accepts, the strict decoder decodes the same (FuzzDecodeSnapshotLine
+// checks it), at a tenth of the cost: a full snapshot is millions of rows.
+func decodeRowFast(data []byte) (wire.SnapshotEntry, bool) {
+	rest, ok := bytes.CutPrefix(data, []byte(`{"t":`))
+	if !ok {
+		return wire.SnapshotEntry{}, false
+	}
+	tenantID, rest, ok := plainJSONString(rest)
+	if !ok {
+		return wire.SnapshotEntry{}, false
+	}
+	if rest, ok = bytes.CutPrefix(rest, []byte(`,"i":`)); !ok {
+		return wire.SnapshotEntry{}, false
+	}
+	id, rest, ok := plainJSONString(rest)
+	if !ok {
+		return wire.SnapshotEntry{}, false
+	}
+	if rest, ok = bytes.CutPrefix(rest, []byte(`,"s":`)); !ok {
+		return wire.SnapshotEntry{}, false
+	}
+	digits, ok := bytes.CutSuffix(rest, []byte("}"))
+	if !ok || len(digits) == 0 || len(digits) > 20 || (digits[0] == '0' && len(digits) > 1) {
+		return wire.SnapshotEntry{}, false
+	}
+	var seq uint64
+	for _, c := range digits {
+		if c < '0' || c > '9' || seq > (math.MaxUint64-uint64(c-'0'))/10 {
+			return wire.SnapshotEntry{}, false
+		}
+		seq = seq*10 + uint64(c-'0')
+	}
+	return wire.SnapshotEntry{Tenant: tenantID, ID: id, Seq: seq}, true
+}
+
+// plainJSONString reads a JSON string at the start of b whose content is
+// valid UTF-8 with no escape and no control character, and returns it and
+// what follows.
+func plainJSONString(b []byte) (string, []byte, bool) {
+	if len(b) == 0 || b[0] != '"' {
+		return "", nil, false
+	}
+	end := bytes.IndexByte(b[1:], '"')
+	if end < 0 {
+		return "", nil, false
+	}
+	s := b[1 : 1+end]
+	for _, c := range s {
+		if c < 0x20 || c == '\\' {
+			return "", nil, false
+		}
+	}
+	if !utf8.Valid(s) {
+		return "", nil, false
+	}
+	return string(s), b[2+end:], true
+}
+
 // decodeSnapshotLine decodes one line of a snapshot stream strictly.
 func decodeSnapshotLine(data []byte) (snapshotLine, error) {
+	if row, ok := decodeRowFast(data); ok {
+		return snapshotLine{SnapshotEntry: row}, nil
+	}
 	var line snapshotLine
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -387,6 +453,9 @@ func install(svc *Service, syncID string, joinSeq uint64, body io.Reader) (int, 
 	}
 	if head.Upto > joinSeq {
 		return 0, badRequest(fmt.Errorf("snapshot is up to %d, past the join point %d", head.Upto, joinSeq))
+	}
+	if err := svc.with(func(l *ledger.Ledger) error { return l.BeginInstall(syncID, joinSeq) }); err != nil {
+		return 0, err
 	}
 	merge := func(rows []wire.SnapshotEntry) error {
 		return svc.with(func(l *ledger.Ledger) error { return l.Merge(syncID, joinSeq, rows) })

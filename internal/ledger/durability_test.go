@@ -162,3 +162,40 @@ func TestLedger_DamageBeforeTheTailRefusesToStart(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "data")
 }
+
+// TestLedger_AFullSnapshotBesideNewRoundsCountsEachIDOnce: a counter with
+// no rows merges a full snapshot without looking rows up; a round applied
+// after its join brought an id the snapshot has with a lower seq, and a
+// retried transfer may send every row again. After FinishSync each id
+// counts once, with its lowest seq, whether one stream or two arrived.
+func TestLedger_AFullSnapshotBesideNewRoundsCountsEachIDOnce(t *testing.T) {
+	for _, streams := range []int{1, 2} {
+		t.Run(fmt.Sprintf("%d streams", streams), func(t *testing.T) {
+			l := open(t, "c2", "inc-2")
+			join := rid(5)
+			_, err := l.Join(wire.JoinRequest{Epoch: epoch, ClusterID: "cl", SyncID: "s", Last: wire.Decision{Round: join, Commit: true}, Committed: join, Stable: 5})
+			require.NoError(t, err)
+			commit(t, l, 6, 5, items("acme", "x", "new")...) // x is also in the snapshot, at seq 2
+			rows := []wire.SnapshotEntry{{Tenant: "acme", ID: "a", Seq: 1}, {Tenant: "acme", ID: "x", Seq: 2}, {Tenant: "beta", ID: "b", Seq: 5}}
+			for range streams {
+				require.NoError(t, l.BeginInstall("s", 5))
+				require.NoError(t, l.Merge("s", 5, rows))
+			}
+			require.NoError(t, l.FinishSync("s", 5))
+
+			assert.Equal(t, []string{"a", "new", "x"}, ids(t, l, "acme"))
+			n, _, err := l.LocalCount("acme")
+			require.NoError(t, err)
+			assert.Equal(t, int64(3), n)
+			assert.Equal(t, int64(2), count(t, l, 5, "acme"), "as of seq 5: a and x; new is not stable")
+			assert.Equal(t, int64(1), count(t, l, 5, "beta"))
+			st := l.Status()
+			assert.Equal(t, 4, st.Items)
+			assert.Equal(t, 2, st.Tenants)
+			snap, err := l.Snapshot(0, 6)
+			require.NoError(t, err)
+			assert.ElementsMatch(t, []wire.SnapshotEntry{{Tenant: "acme", ID: "a", Seq: 1}, {Tenant: "acme", ID: "x", Seq: 2}, {Tenant: "beta", ID: "b", Seq: 5}, {Tenant: "acme", ID: "new", Seq: 6}}, snap,
+				"x once, at its lowest seq")
+		})
+	}
+}

@@ -100,9 +100,18 @@ type Ledger struct {
 	// snapshot brings since < seq <= joinSeq, rounds above joinSeq arrive
 	// directly. Each join starts a new session; merges and the finish of
 	// any other session are refused.
-	syncID         string
-	joined         wire.JoinResponse // the answer to the join of syncID
-	joinedAt       wire.Decision     // the join point of that join
+	syncID string
+	joined wire.JoinResponse // the answer to the join of syncID
+	// blind: the session started from no rows (a new or wiped counter, a
+	// full snapshot). Its merges write rows without looking them up and
+	// count them per tenant in blindCounts; FinishSync reconciles (see
+	// Merge). installs counts the snapshot streams of the session
+	// (BeginInstall): unless there was exactly one, rows may have been
+	// merged twice, and FinishSync recounts every tenant from the ids.
+	blind          bool
+	blindCounts    map[string]int64
+	installs       int
+	joinedAt       wire.Decision // the join point of that join
 	since, joinSeq uint64
 	// joins counts the joins: the only event that removes rows, which a
 	// snapshot served in pieces must not straddle.
@@ -614,6 +623,9 @@ func (l *Ledger) Join(req wire.JoinRequest) (wire.JoinResponse, error) {
 	l.lastCommit, l.stableSeen = req.Committed, m.Stable
 	l.joined = wire.JoinResponse{Incarnation: l.incarnation, Since: keep}
 	l.startSession(req, m)
+	if keep == 0 {
+		l.blind, l.blindCounts = true, make(map[string]int64)
+	}
 	return l.joined, nil
 }
 
@@ -624,6 +636,7 @@ func (l *Ledger) serving() bool { return l.member && l.mode == wire.ModeReady }
 // startSession sets the position of a join written as m.
 func (l *Ledger) startSession(req wire.JoinRequest, m meta) {
 	l.joins++
+	l.blind, l.blindCounts, l.installs = false, nil, 0
 	l.member = true
 	l.clusterID, l.mode, l.since = m.ClusterID, m.Mode, m.Since
 	l.last, l.lastCommitted = m.Last, m.LastCommitted
@@ -636,6 +649,16 @@ func (l *Ledger) startSession(req wire.JoinRequest, m meta) {
 func (l *Ledger) truncate(b *pebble.Batch, keep uint64) (items, tenants int, err error) {
 	if keep == math.MaxUint64 {
 		return l.items, l.tenants, nil
+	}
+	if keep == 0 {
+		// Everything goes, counts too: three range deletions, whatever
+		// state an interrupted session left them in.
+		for _, p := range []byte{prefixCount, prefixID, prefixSeq} {
+			if err := b.DeleteRange([]byte{p}, []byte{p + 1}, nil); err != nil {
+				return 0, 0, err
+			}
+		}
+		return 0, 0, nil
 	}
 	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: seqBound(keep + 1), UpperBound: []byte{prefixSeq + 1}})
 	if err != nil {
@@ -662,10 +685,17 @@ func (l *Ledger) truncate(b *pebble.Batch, keep uint64) (items, tenants int, err
 }
 
 // Merge adds snapshot rows to the sync session syncID, which joined at
-// joinSeq. Rows may arrive in any number of calls; a row already present
-// keeps the lower seq, so merging commutes with rounds applied meanwhile.
-// Merges are written without a sync: FinishSync syncs them all at once,
-// and a counter that restarts before that is joined again.
+// joinSeq. Rows may arrive in any number of calls, and again (a transfer
+// that is retried); a row already present keeps the lower seq, so merging
+// commutes with rounds applied meanwhile. Merges are written without a
+// sync: FinishSync syncs them all at once, and a counter that restarts
+// before that is joined again.
+//
+// A session that started from no rows (blind) writes each row without
+// looking it up, which is what makes a full snapshot fast: a source sends
+// each id once, with its lowest seq, so the only rows it can meet are
+// those of rounds applied since the join (higher seqs), which FinishSync
+// drops, recounting every tenant once.
 func (l *Ledger) Merge(syncID string, joinSeq uint64, rows []wire.SnapshotEntry) error {
 	if err := l.inSession(syncID, joinSeq); err != nil {
 		return fmt.Errorf("merge: %w", err)
@@ -674,6 +704,21 @@ func (l *Ledger) Merge(syncID string, joinSeq uint64, rows []wire.SnapshotEntry)
 		if r.Seq <= l.since || r.Seq > l.joinSeq || r.Tenant == "" || r.ID == "" {
 			return fmt.Errorf("%w: row %q/%q at seq %d outside (%d, %d]", ErrSyncMismatch, r.Tenant, r.ID, r.Seq, l.since, l.joinSeq)
 		}
+	}
+	if l.blind {
+		b := l.db.NewBatch()
+		defer b.Close()
+		for _, r := range rows {
+			_ = b.Set(idKey(r.Tenant, r.ID), encodeUint(r.Seq), nil)
+			_ = b.Set(seqKey(r.Seq, r.Tenant, r.ID), nil, nil)
+		}
+		if err := b.Commit(pebble.NoSync); err != nil {
+			return err
+		}
+		for _, r := range rows {
+			l.blindCounts[r.Tenant]++
+		}
+		return nil
 	}
 	b := l.db.NewBatch()
 	inBatch := make(map[string]uint64, len(rows))
@@ -717,6 +762,17 @@ func (l *Ledger) Merge(syncID string, joinSeq uint64, rows []wire.SnapshotEntry)
 	return nil
 }
 
+// BeginInstall tells the sync session syncID, which joined at joinSeq,
+// that a snapshot stream begins. A session may get several (a transfer
+// that failed is retried from the start).
+func (l *Ledger) BeginInstall(syncID string, joinSeq uint64) error {
+	if err := l.inSession(syncID, joinSeq); err != nil {
+		return fmt.Errorf("install: %w", err)
+	}
+	l.installs++
+	return nil
+}
+
 // inSession checks that syncID at joinSeq is the sync session under way.
 func (l *Ledger) inSession(syncID string, joinSeq uint64) error {
 	if l.mode != wire.ModeSyncing || syncID != l.syncID || joinSeq != l.joinSeq {
@@ -734,11 +790,85 @@ func (l *Ledger) FinishSync(syncID string, joinSeq uint64) error {
 	}
 	m := l.state()
 	m.Mode = wire.ModeReady
-	if err := l.write(l.db.NewBatch(), m, pebble.Sync); err != nil {
+	b := l.db.NewBatch()
+	if l.blind {
+		var err error
+		if m.Items, m.Tenants, err = l.reconcile(b); err != nil {
+			b.Close()
+			return err
+		}
+	}
+	if err := l.write(b, m, pebble.Sync); err != nil {
 		return err
 	}
-	l.mode = wire.ModeReady
+	l.mode, l.blind = wire.ModeReady, false
+	l.items, l.tenants = m.Items, m.Tenants
 	return l.rebuildPending()
+}
+
+// reconcile ends a blind session in b: it drops the seq-index entries of
+// rounds applied since the join whose ids the snapshot brought with a
+// lower seq (those rounds counted them too), and writes every tenant's
+// count, returning the number of items and tenants.
+func (l *Ledger) reconcile(b *pebble.Batch) (items, tenants int, err error) {
+	delta := l.blindCounts
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: seqBound(l.joinSeq + 1), UpperBound: []byte{prefixSeq + 1}})
+	if err != nil {
+		return 0, 0, err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		seq, tenantID, id, err := parseSeqKey(it.Key())
+		if err != nil {
+			_ = it.Close()
+			return 0, 0, err
+		}
+		if first, _, err := getUint(l.db, idKey(tenantID, id)); err != nil || first != seq {
+			if err != nil {
+				_ = it.Close()
+				return 0, 0, err
+			}
+			_ = b.Delete(it.Key(), nil)
+			delta[tenantID]--
+		}
+	}
+	if err := it.Close(); err != nil {
+		return 0, 0, err
+	}
+	if l.installs == 1 {
+		// One stream: every merged row was new, but for those dropped above.
+		dt, err := l.addCounts(b, delta)
+		if err != nil {
+			return 0, 0, err
+		}
+		n := 0
+		for _, d := range delta {
+			n += int(d)
+		}
+		return l.items + n, l.tenants + dt, nil
+	}
+	counts := make(map[string]uint64)
+	if it, err = l.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixID}, UpperBound: []byte{prefixID + 1}}); err != nil {
+		return 0, 0, err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		tenantID, _, err := parseTenantID(it.Key()[1:])
+		if err != nil {
+			_ = it.Close()
+			return 0, 0, err
+		}
+		counts[tenantID]++
+		items++
+	}
+	if err := it.Close(); err != nil {
+		return 0, 0, err
+	}
+	if err := b.DeleteRange([]byte{prefixCount}, []byte{prefixCount + 1}, nil); err != nil {
+		return 0, 0, err
+	}
+	for tenantID, n := range counts {
+		_ = b.Set(countKey(tenantID), encodeUint(n), nil)
+	}
+	return items, len(counts), nil
 }
 
 // Snapshot returns the rows with since < seq <= upto, for a joining counter,

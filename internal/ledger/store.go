@@ -179,13 +179,21 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	panic("pebble: " + msg)
 }
 
+// cacheBytes is the size of the engine's block cache.
+const cacheBytes = 64 << 20
+
 // openDB opens (or creates) the Pebble database in dir on fs.
 func openDB(fs vfs.FS, dir string, logger *slog.Logger) (*pebble.DB, error) {
+	// Most ids a round or a snapshot brings are new: their lookups miss,
+	// which a bloom filter answers without reading a data block, once the
+	// filter blocks are in the block cache (8 MB by default, too small to
+	// hold them for millions of ids).
+	c := pebble.NewCache(cacheBytes)
+	defer c.Unref() // the DB holds its own reference
 	opts := &pebble.Options{
-		FS:     fs,
-		Logger: pebbleLogger{logger},
-		// Most ids a round brings are new: their lookups miss, which a
-		// bloom filter answers without reading a block.
+		FS:                 fs,
+		Logger:             pebbleLogger{logger},
+		Cache:              c,
 		MemTableSize:       32 << 20,
 		FormatMajorVersion: pebble.FormatNewest,
 	}
