@@ -167,6 +167,17 @@ func TestCluster_StoppedCounterCatchesUpBeforeServing(t *testing.T) {
 	}, waitFor, tick)
 	assert.Equal(t, int64(22), got.Count)
 	require.Eventually(t, func() bool { return c.State(t.Context(), first) == "live" }, waitFor, tick)
+	// It kept its data: it received the 20 items written while it was
+	// down, not a full copy.
+	members, err := c.Members(t.Context())
+	require.NoError(t, err)
+	for _, m := range members.Counters {
+		if m.ID == first.ID() {
+			require.NotNil(t, m.LastSync)
+			assert.Equal(t, 20, m.LastSync.Rows)
+			assert.Positive(t, m.LastSync.Since)
+		}
+	}
 
 	// Once live it takes part in new rounds.
 	mustAdd(t, c, items("acme", "after")...)

@@ -210,6 +210,10 @@ func (s *Service) Counters(internal bool) wire.CountersResponse {
 		}
 		if internal {
 			info.ID, info.LastError = m.ID, m.LastError
+			info.URL, _ = s.counters.Address(m.ID)
+		}
+		if m.Synced {
+			info.LastSync = &wire.SyncInfo{Rows: m.SyncRows, Since: m.SyncSince}
 		}
 		if !m.LastCheck.IsZero() {
 			info.LastCheck = m.LastCheck.UTC().Format(time.RFC3339Nano)

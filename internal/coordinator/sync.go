@@ -102,14 +102,16 @@ func (s *Service) syncOnce(ctx context.Context, id, incarnation string, gen uint
 	if err != nil {
 		return err
 	}
+	rows := 0
 	if !join.Complete {
-		if err := s.transfer(ctx, id, gen, syncID, join.Since, at); err != nil {
+		if rows, err = s.transfer(ctx, id, gen, syncID, join.Since, at); err != nil {
 			return err
 		}
 		if err := s.registry.Installed(id, gen); err != nil {
 			return err
 		}
 	}
+	s.registry.SyncDone(id, gen, rows, join.Since)
 	return s.promote(ctx, id, gen)
 }
 
@@ -204,21 +206,24 @@ func (s *Service) retry(ctx context.Context, id string, gen uint64, fn func() (d
 }
 
 // transfer streams the rows the counter lacks, since < seq <= the last
-// committed seq at its join, from a live counter into it. A source that
-// fails, or whose stream stalls for stallTimeout, is replaced by another
-// (one that has not failed this sync, while there is one); with no live
-// source it waits.
-func (s *Service) transfer(ctx context.Context, id string, gen uint64, syncID string, since uint64, at twopc.Position) error {
+// committed seq at its join, into it, and returns how many it merged: from
+// the committer's recent rounds when they hold them all, else from a live
+// counter. A source that fails, or whose stream stalls for stallTimeout, is
+// replaced by another (one that has not failed this sync, while there is
+// one); with no live source it waits.
+func (s *Service) transfer(ctx context.Context, id string, gen uint64, syncID string, since uint64, at twopc.Position) (int, error) {
 	upto, joinSeq := at.Committed.Seq, at.Last.Round.Seq
 	failed := map[string]bool{}
-	return s.retry(ctx, id, gen, func() (bool, error) {
+	rows := 0
+	err := s.retry(ctx, id, gen, func() (bool, error) {
 		if s.committer.Position().ClusterID != at.ClusterID {
 			return false, fmt.Errorf("%w: the cluster's history was reset", errSuperseded)
 		}
-		switch done, err := s.replay(ctx, id, syncID, since, at); {
+		switch n, done, err := s.replay(ctx, id, syncID, since, at); {
 		case err != nil:
 			return false, err
 		case done:
+			rows = n
 			return true, nil
 		}
 		var sources, fresh []string
@@ -246,14 +251,15 @@ func (s *Service) transfer(ctx context.Context, id string, gen uint64, syncID st
 			return false, nil
 		}
 		defer body.Close()
-		err = s.counters.Install(ctx, id, syncID, joinSeq, guard(body))
+		n, err := s.counters.Install(ctx, id, syncID, joinSeq, guard(body))
 		if err != nil && context.Cause(ctx) == errStalled {
 			failed[src] = true
 			err = fmt.Errorf("%w: %w", errStalled, err)
 		}
 		switch {
 		case err == nil:
-			s.logger.Info("snapshot transferred", "node", id, "source", src, "since", since, "upto", upto)
+			s.logger.Info("snapshot transferred", "node", id, "source", src, "since", since, "upto", upto, "rows", n)
+			rows = n
 			return true, nil
 		case remote.HasCode(err, wire.CodeSyncMismatch), remote.HasCode(err, wire.CodeStaleEpoch):
 			return false, fmt.Errorf("install: %w", err)
@@ -262,18 +268,20 @@ func (s *Service) transfer(ctx context.Context, id string, gen uint64, syncID st
 			return false, nil
 		}
 	})
+	return rows, err
 }
 
 // replay installs the rows the counter lacks from the committer's recent
 // rounds, when it holds every one of them: no counter is needed as a
-// source. It reports false, to try the counters, when it cannot.
-func (s *Service) replay(ctx context.Context, id, syncID string, since uint64, at twopc.Position) (bool, error) {
+// source. It reports false, to try the counters, when it cannot, and how
+// many rows the counter merged when it could.
+func (s *Service) replay(ctx context.Context, id, syncID string, since uint64, at twopc.Position) (int, bool, error) {
 	rows, ok, err := s.committer.Replay(at.ClusterID, since, at.Committed)
 	if err != nil || !ok {
 		if err != nil {
 			s.logger.Warn("replay of recent rounds failed", "node", id, "err", err)
 		}
-		return false, nil
+		return 0, false, nil
 	}
 	var buf bytes.Buffer
 	sw, _ := wire.NewSnapshotWriter(&buf, since, at.Committed.Seq) // a bytes.Buffer does not fail
@@ -283,16 +291,16 @@ func (s *Service) replay(ctx context.Context, id, syncID string, since uint64, a
 	_ = sw.End()
 	ctx, cancel := context.WithTimeout(ctx, s.stallTimeout())
 	defer cancel()
-	err = s.counters.Install(ctx, id, syncID, at.Last.Round.Seq, &buf)
+	n, err := s.counters.Install(ctx, id, syncID, at.Last.Round.Seq, &buf)
 	switch {
 	case err == nil:
-		s.logger.Info("caught up from recent rounds", "node", id, "since", since, "upto", at.Committed.Seq, "rows", len(rows))
-		return true, nil
+		s.logger.Info("caught up from recent rounds", "node", id, "since", since, "upto", at.Committed.Seq, "rows", n)
+		return n, true, nil
 	case remote.HasCode(err, wire.CodeSyncMismatch), remote.HasCode(err, wire.CodeStaleEpoch):
-		return false, fmt.Errorf("install: %w", err)
+		return 0, false, fmt.Errorf("install: %w", err)
 	default:
 		s.logger.Warn("replay of recent rounds not installed; trying the counters", "node", id, "err", err)
-		return false, nil
+		return 0, false, nil
 	}
 }
 

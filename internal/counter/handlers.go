@@ -348,7 +348,7 @@ func handleInstall(logger *slog.Logger, svc *Service, syncTimeout time.Duration)
 			return
 		}
 		logger.Info("snapshot installed", "join_seq", joinSeq, "rows", n)
-		w.WriteHeader(http.StatusNoContent)
+		httpserver.WriteJSON(w, http.StatusOK, wire.InstallResponse{Rows: n})
 	}
 }
 

@@ -47,6 +47,11 @@ type Member struct {
 	// LastCheck and LastError describe the last health check.
 	LastCheck time.Time
 	LastError string
+	// Synced tells whether a sync finished; SyncRows and SyncSince describe
+	// the last one: the rows it received, all with seq above SyncSince.
+	Synced    bool
+	SyncRows  int
+	SyncSince uint64
 }
 
 // Registry holds the members. It is safe for concurrent use.
@@ -134,6 +139,16 @@ func (r *Registry) Installed(id string, gen uint64) error {
 	}
 	m.Installed = true
 	return nil
+}
+
+// SyncDone records what sync gen of counter id received: rows with seq
+// above since (no rows when it held the data already).
+func (r *Registry) SyncDone(id string, gen uint64, rows int, since uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m, err := r.current(id, gen); err == nil {
+		m.Synced, m.SyncRows, m.SyncSince = true, rows, since
+	}
 }
 
 // PromoteAlone makes an installed syncing counter live without a round,

@@ -294,20 +294,23 @@ func (c *Counters) Snapshot(ctx context.Context, id string, since, upto uint64) 
 }
 
 // Install streams a snapshot into the sync session syncID of a counter that
-// joined at joinSeq.
-func (c *Counters) Install(ctx context.Context, id, syncID string, joinSeq uint64, snapshot io.Reader) error {
+// joined at joinSeq and returns the rows it merged.
+func (c *Counters) Install(ctx context.Context, id, syncID string, joinSeq uint64, snapshot io.Reader) (int, error) {
 	to, err := c.target(id)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	path := "/internal/install?" + url.Values{"join": {strconv.FormatUint(joinSeq, 10)}, "sync": {syncID}}.Encode()
 	resp, err := send(ctx, c.client, c.token, http.MethodPost, to, path, snapshot, "application/x-ndjson")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer resp.Body.Close()
-	_, err = io.Copy(io.Discard, resp.Body)
-	return err
+	var ir wire.InstallResponse
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswerBytes)).Decode(&ir); err != nil {
+		return 0, fmt.Errorf("decode answer of install into %s: %w", id, err)
+	}
+	return ir.Rows, nil
 }
 
 // Coordinator is the counters' client of the coordinator's internal API.

@@ -206,7 +206,7 @@ func (r *runner) steps() []step {
 			w, err := r.write(ctx, items("alpha", 6, 8))
 			return join(saw, w), err
 		}},
-		{"start counter 1", "it is back and caught up: live as a new process, its own counts exact (alpha=8 beta=3 bulk=2000)", func(ctx context.Context) (string, error) {
+		{"start counter 1", "it is back with its data and caught up by delta (only the rounds it missed): live as a new process, its own counts exact (alpha=8 beta=3 bulk=2000)", func(ctx context.Context) (string, error) {
 			return r.restart(ctx, inc, c1)
 		}},
 		{"stop counters 2 and 3", "both are marked dead", func(ctx context.Context) (string, error) {
@@ -224,7 +224,7 @@ func (r *runner) steps() []step {
 			d, err := r.direct(ctx, c1)
 			return join(w, d), err
 		}},
-		{"start counters 2 and 3", "both back; every counter, asked directly, reports exactly alpha=12 beta=6 bulk=3000", func(ctx context.Context) (string, error) {
+		{"start counters 2 and 3", "both back, caught up by delta; every counter, asked directly, reports exactly alpha=12 beta=6 bulk=3000", func(ctx context.Context) (string, error) {
 			saw, err := r.restart(ctx, inc, c2, c3)
 			if err != nil {
 				return saw, err
@@ -505,6 +505,13 @@ func describe(m wire.CounterInfo, ok bool) string {
 	if m.Failures > 0 {
 		s += fmt.Sprintf(" (%d failed checks)", m.Failures)
 	}
+	if m.State == "live" && m.LastSync != nil {
+		if m.LastSync.Since == 0 {
+			s += fmt.Sprintf(", synced with a full copy of %d rows", m.LastSync.Rows)
+		} else {
+			s += fmt.Sprintf(", caught up by delta: %d rows above seq %d", m.LastSync.Rows, m.LastSync.Since)
+		}
+	}
 	return s
 }
 
@@ -571,6 +578,17 @@ func (r *runner) restart(ctx context.Context, inc map[int]string, idx ...int) (s
 			return strings.Join(parts, ", "), fmt.Errorf("counter %d not live again: %w", i+1, err)
 		}
 		parts = append(parts, fmt.Sprintf("%s after %.1fs", saw, d.Seconds()))
+	}
+	// A restarted counter keeps its data: it needs the rounds it missed,
+	// never a full copy.
+	cs, err := r.api.Counters(ctx)
+	if err != nil {
+		return strings.Join(parts, ", "), err
+	}
+	for _, i := range idx {
+		if m, ok := find(cs, r.counter[i], r.token); !ok || m.LastSync == nil || m.LastSync.Since == 0 {
+			return strings.Join(parts, ", "), fmt.Errorf("counter %d was not caught up by delta: %s", i+1, describe(m, ok))
+		}
 	}
 	d, err := r.direct(ctx, idx...)
 	return join(strings.Join(parts, ", "), d), err

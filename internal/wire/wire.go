@@ -240,8 +240,10 @@ type SnapshotTrailer struct {
 // counter by CounterName, not by its internal URL.
 type CounterInfo struct {
 	Name string `json:"name"`
-	// ID is the counter's URL: only in the internal API's GET /internal/counters.
+	// ID and URL (the counter's identity and where it is reached) are only
+	// in the internal API's GET /internal/counters.
 	ID          string `json:"id,omitempty"`
+	URL         string `json:"url,omitempty"`
 	Incarnation string `json:"incarnation"`
 	State       string `json:"state"`
 	Applied     uint64 `json:"applied"`
@@ -252,12 +254,26 @@ type CounterInfo struct {
 	// LastError, only in the internal API.
 	Healthy   bool   `json:"healthy"`
 	LastError string `json:"last_error,omitempty"`
+	// LastSync is how the counter was last brought up to date, once it was.
+	LastSync *SyncInfo `json:"last_sync,omitempty"`
 }
 
-// CounterName is the public name of the counter whose URL is id: an HMAC
-// of the URL keyed with the cluster token, stable for as long as both are.
-// Without the token it cannot be told from a guessed URL. (Without a token,
-// insecure, it is a plain hash: guessable URLs can be found by trying.)
+// SyncInfo describes a finished sync: the rows the counter received, all
+// with seq above Since (0: a full copy; above: only the rounds it missed).
+type SyncInfo struct {
+	Rows  int    `json:"rows"`
+	Since uint64 `json:"since"`
+}
+
+// InstallResponse answers a snapshot install: the rows it merged.
+type InstallResponse struct {
+	Rows int `json:"rows"`
+}
+
+// CounterName is the public name of the counter whose id is id: an HMAC of
+// the id keyed with the cluster token, stable for as long as both are.
+// Without the token it cannot be told from a guessed id. (Without a token,
+// insecure, it is a plain hash of a random id.)
 func CounterName(id, token string) string {
 	mac := hmac.New(sha256.New, []byte(token))
 	mac.Write([]byte(id))
