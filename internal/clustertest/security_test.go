@@ -238,7 +238,16 @@ func TestCluster_OverloadIsShedWithRetryAfter(t *testing.T) {
 	release := c.Faults.Add(clustertest.Rule{Path: "/internal/prepare", Fault: clustertest.Hold})
 	held := make(chan clustertest.Response, 1)
 	go func() {
-		resp, _ := c.Add(context.WithoutCancel(t.Context()), items("acme", "held")...)
+		// Shed itself when a /health probe below holds the one slot: then
+		// it tries again (a bounded number of times) until it holds it.
+		var resp clustertest.Response
+		for range 1000 {
+			var err error
+			resp, err = c.Add(context.WithoutCancel(t.Context()), items("acme", "held")...)
+			if err != nil || resp.Error().Code != wire.CodeOverloaded {
+				break
+			}
+		}
 		held <- resp
 	}()
 	// The held write takes the one slot: a side-effect-free request shows when.
