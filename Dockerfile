@@ -33,6 +33,15 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD ["/counter", "healthcheck"]
 ENTRYPOINT ["/counter"]
 
+# ceiling is the yardstick of `make bench` (cmd/ceiling): the cheapest
+# service with the public API's shape, in the same kind of container.
+FROM scratch AS ceiling
+LABEL distributed-counter.image="ceiling"
+COPY bin/ceiling /ceiling
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["/ceiling"]
+
 # debug holds delve and both binaries built with -gcflags "all=-N -l"; the
 # compose override docker-compose.dev.yml runs each service under
 # `dlv exec --headless` and publishes the debugger. Kept last: the classic

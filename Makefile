@@ -47,7 +47,7 @@ chaos: ## run the chaos test with random seeds for CHAOS_DURATION (default 5m); 
 # come from the command line or the environment, else .env, else .env.dist,
 # like Compose reads them.
 
-.PHONY: images debug-images up dev log down wipe clean simulate crash-test docker-check
+.PHONY: images debug-images up dev log down wipe clean simulate crash-test bench docker-check
 
 PROJECT ?= distributed-counter
 IMAGE ?= distributed-counter
@@ -151,7 +151,7 @@ wipe: down ## down, then DELETE THE DATA: the coordinator's and the counters' vo
 	@echo "deleted the volumes of $(PROJECT): every count is gone; the next make up starts empty"
 
 clean: wipe ## wipe (deletes the data), then remove the images and bin/
-	docker image rm $(IMAGE)/coordinator:latest $(IMAGE)/counter:latest $(IMAGE)/debug:latest 2>/dev/null || true
+	docker image rm $(IMAGE)/coordinator:latest $(IMAGE)/counter:latest $(IMAGE)/debug:latest $(IMAGE)/ceiling:latest 2>/dev/null || true
 	@# Earlier builds left untagged: every image of this Dockerfile carries the label.
 	docker image prune -f --filter label=distributed-counter.image
 	rm -rf $(BIN)
@@ -159,6 +159,13 @@ clean: wipe ## wipe (deletes the data), then remove the images and bin/
 simulate: images ## run the failure scenario on a fresh 3-counter cluster and check every step
 	$(GO) build -o $(BIN)/ ./cmd/simulate
 	$(BIN)/simulate -compose "$(COMPOSE)" -file docker-compose.yml -project dcsim
+
+BENCH_CLIENTS ?= 64
+BENCH_DURATION ?= 10s
+bench: up ## measure the cluster of make up against the ceiling a Compose service can reach (BENCH_CLIENTS, BENCH_DURATION, BENCH_FLAGS)
+	$(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/ ./cmd/bench ./cmd/ceiling
+	docker build --target ceiling -t $(IMAGE)/ceiling:latest .
+	$(BIN)/bench -suite -url http://127.0.0.1:$(D_HTTP_PORT) -ceiling-image $(IMAGE)/ceiling:latest -c $(BENCH_CLIENTS) -d $(BENCH_DURATION) $(BENCH_FLAGS)
 
 crash-test: images ## kill every container of a fresh cluster at once (SIGKILL) under writes; check every acknowledged item survives, then down and up
 	$(GO) build -o $(BIN)/ ./cmd/simulate

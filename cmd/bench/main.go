@@ -2,8 +2,15 @@
 // with C concurrent keep-alive clients for a bounded time and number of
 // requests, prints a progress line each second and, at the end, requests/s,
 // items/s, latency percentiles and errors, then checks that every tenant it
-// wrote counts exactly the ids it had acknowledged (between acknowledged
-// and attempted when some writes failed). Its tenants are new on each run.
+// wrote counts between the ids it had acknowledged and those it attempted.
+// Its tenants are new on each run.
+//
+// With -suite (make bench) it runs four loads (POST of 1 item, POST of 10,
+// GET count, and 90% reads with 10% writes of 10) against three targets:
+// the ceiling (internal/ceiling in a FROM scratch container on a port
+// Docker publishes on 127.0.0.1, what a Compose service can reach), the
+// same handler on bare loopback for reference, and the cluster; and prints
+// each figure with its ratio to the ceiling's, measured in the same run.
 package main
 
 import (
@@ -38,10 +45,14 @@ type config struct {
 	maxRequests       int64
 	timeout           time.Duration
 	jsonOut, noVerify bool
+	quiet             bool // no progress lines
 }
 
 // result is what one run measured.
 type result struct {
+	Load        string         `json:"load,omitempty"`
+	Target      string         `json:"target,omitempty"`
+	Ratio       float64        `json:"ratio_to_ceiling,omitempty"`
 	Clients     int            `json:"clients"`
 	Batch       int            `json:"batch"`
 	ReadShare   float64        `json:"read_share"`
@@ -69,6 +80,8 @@ func main() {
 	flag.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "deadline of each request")
 	flag.BoolVar(&cfg.jsonOut, "json", false, "print the result as JSON")
 	flag.BoolVar(&cfg.noVerify, "no-verify", false, "skip the count check at the end")
+	suite := flag.Bool("suite", false, "run the four loads against the ceiling, bare loopback and the cluster (make bench)")
+	image := flag.String("ceiling-image", "distributed-counter/ceiling:latest", "image of the ceiling for -suite")
 	flag.Parse()
 	if cfg.clients < 1 || cfg.batch < 1 || cfg.tenants < 1 || cfg.reads < 0 || cfg.reads > 1 || cfg.duration <= 0 {
 		fmt.Fprintln(os.Stderr, "bench: -c, -batch and -tenants must be at least 1, -reads in 0..1, -d positive")
@@ -76,6 +89,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *suite {
+		if err := runSuite(ctx, cfg, *image); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	res, err := run(ctx, cfg)
 	if cfg.jsonOut {
 		_ = json.NewEncoder(os.Stdout).Encode(res)
@@ -166,6 +186,9 @@ func run(ctx context.Context, cfg config) (result, error) {
 	for waiting := true; waiting; {
 		select {
 		case <-progress.C:
+			if cfg.quiet {
+				continue
+			}
 			fmt.Fprintf(os.Stderr, "[%4.1fs] %d requests sent, %d items acknowledged\n", time.Since(start).Seconds(), min(sent.Load(), cfg.maxRequests), itemsDone.Load())
 		case <-done:
 			waiting = false
