@@ -88,7 +88,8 @@ func TestCluster_CountersRefuseTheReplacedCoordinatorOnceTheyRegister(t *testing
 			Stable: old.Seq, View: []string{n.ID()},
 		}, []wire.Batch{wire.EncodeBatch(items("acme", "lost"))})
 		require.Eventually(t, func() bool {
-			return remote.HasCode(counters.Prepare(t.Context(), n.ID(), prep), wire.CodeStaleEpoch)
+			_, err := counters.Prepare(t.Context(), n.ID(), prep)
+			return remote.HasCode(err, wire.CodeStaleEpoch)
 		}, waitFor, tick, "%s refuses the old epoch", n.Name)
 	}
 	resp, err := c.Do(t.Context(), http.MethodGet, "/health", nil)

@@ -109,9 +109,11 @@ func (s *Service) AddItems(ctx context.Context, batch wire.Batch) error {
 // MaxBatchBytes is the largest encoded batch a round can carry.
 func (s *Service) MaxBatchBytes() int { return s.committer.MaxBatchBytes() }
 
-// Count reads a tenant's count from a random live counter, fenced at the
-// stable watermark taken when the read begins: the answer reflects every
-// write acknowledged before, whichever counter serves it. A counter that
+// Count reads a tenant's count, fenced at the stable watermark taken when
+// the read begins: the answer reflects every write acknowledged before.
+// The committer's count cache answers when it holds the tenant (it is
+// never behind the published stable seq); otherwise a random live counter
+// does, and its answer fills the cache. A counter that
 // cannot be reached or refuses (it is behind, not ready, or has seen a
 // later epoch) is marked dead and another one is tried. A counter that
 // rejects the request itself stays live: that is not its failure.
@@ -120,14 +122,18 @@ func (s *Service) Count(ctx context.Context, tenantID string) (int64, error) {
 		return 0, ErrRecovering
 	}
 	pos := s.committer.Position()
+	if n, ok := s.committer.CachedCount(tenantID, pos.Stable); ok {
+		return n, nil
+	}
 	live := s.registry.Live()
 	rand.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
 	var errs []error
 	for _, m := range live {
 		cctx, cancel := context.WithTimeout(ctx, s.cfg.CounterTimeout)
-		n, err := s.counters.Count(cctx, m.ID, tenantID, pos.Epoch, pos.Stable)
+		n, at, err := s.counters.Count(cctx, m.ID, tenantID, pos.Epoch, pos.Stable)
 		cancel()
 		if err == nil {
+			s.committer.FillCount(tenantID, n, at)
 			return n, nil
 		}
 		if ctx.Err() != nil {
@@ -358,7 +364,7 @@ func (s *Service) awaitRecovery(ctx context.Context, saved persisted, recorded b
 			s.mu.Unlock()
 			var holders []twopc.Holder
 			for id, st := range reports {
-				if st.Mode == wire.ModeReady && st.ClusterID == pos.ClusterID && st.Committed == pos.Committed {
+				if st.ClusterID == pos.ClusterID && twopc.Holds(st, pos.Committed) {
 					holders = append(holders, twopc.Holder{ID: id, Incarnation: st.Incarnation, Live: true})
 				}
 			}

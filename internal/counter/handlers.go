@@ -151,13 +151,18 @@ func handlePrepare(logger *slog.Logger, svc *Service, maxBodyBytes int64) http.H
 			writeError(w, err)
 			return
 		}
-		err = svc.with(func(l *ledger.Ledger) error { return l.Prepare(req) })
+		var vote wire.Vote
+		err = svc.with(func(l *ledger.Ledger) error {
+			var err error
+			vote, err = l.Prepare(req)
+			return err
+		})
 		logger.Debug("prepare", "round", req.Round.String(), "tx_id", req.Round.TxID, "items", len(req.Items), "err", err)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		w.WriteHeader(http.StatusNoContent)
+		httpserver.WriteJSON(w, http.StatusOK, vote)
 	}
 }
 
@@ -207,17 +212,17 @@ func handleCount(svc *Service) http.HandlerFunc {
 			writeError(w, badRequest(errors.New("epoch or fence out of range")))
 			return
 		}
-		var n int64
+		var resp wire.FencedCountResponse
 		err = svc.with(func(l *ledger.Ledger) error {
 			var err error
-			n, err = l.Count(epoch, fence, tenantID)
+			resp.Count, resp.At, err = l.CountAt(epoch, fence, tenantID)
 			return err
 		})
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		httpserver.WriteJSON(w, http.StatusOK, wire.CountResponse{Count: n})
+		httpserver.WriteJSON(w, http.StatusOK, resp)
 	}
 }
 

@@ -48,6 +48,7 @@ type pendingRound struct {
 type stagedRound struct {
 	round wire.RoundID
 	items []wire.Item
+	vote  wire.Vote
 }
 
 // Options configure Open.
@@ -85,7 +86,14 @@ type Ledger struct {
 	last          wire.RoundID // last resolved round: every round up to it is committed or aborted here
 	lastCommitted bool
 	lastCommit    wire.RoundID // last committed round
-	staged        *stagedRound
+	// holds is the last committed round through which the rows on disk
+	// are a complete copy of the cluster's history: lastCommit while
+	// ready; while syncing, what the counter held when it joined (zero
+	// when that join dropped some of it). It is what a restarted
+	// coordinator may resume from (Status.Holds), even when a sync was
+	// cut by a crash.
+	holds  wire.RoundID
+	staged *stagedRound
 
 	stableSeen uint64 // highest stable seq any coordinator message announced
 	visibleAt  uint64 // fenced reads count the rows with seq <= visibleAt
@@ -147,7 +155,7 @@ func Open(fs vfs.FS, dir string, opts Options) (*Ledger, error) {
 	l := &Ledger{
 		db: db, commit: pebble.Sync, id: m.ID, incarnation: opts.Incarnation,
 		mode: m.Mode, clusterID: m.ClusterID, epoch: m.Epoch, fence: m.Fence,
-		last: m.Last, lastCommitted: m.LastCommitted, lastCommit: m.LastCommit,
+		last: m.Last, lastCommitted: m.LastCommitted, lastCommit: m.LastCommit, holds: m.Holds,
 		stableSeen: m.Stable, since: m.Since, items: m.Items, tenants: m.Tenants,
 	}
 	if opts.NoSync {
@@ -170,7 +178,7 @@ func (l *Ledger) ID() string { return l.id }
 func (l *Ledger) state() meta {
 	return meta{
 		Version: metaVersion, ID: l.id, ClusterID: l.clusterID, Mode: l.mode,
-		Epoch: l.epoch, Fence: l.fence, Last: l.last, LastCommitted: l.lastCommitted, LastCommit: l.lastCommit,
+		Epoch: l.epoch, Fence: l.fence, Last: l.last, LastCommitted: l.lastCommitted, LastCommit: l.lastCommit, Holds: l.holds,
 		Stable: l.stableSeen, Since: l.since, Items: l.items, Tenants: l.tenants,
 	}
 }
@@ -225,6 +233,7 @@ func (l *Ledger) Status() wire.Status {
 		Last:          l.last,
 		LastCommitted: l.lastCommitted,
 		Committed:     l.lastCommit,
+		Holds:         l.holds,
 		Stable:        l.stableSeen,
 		View:          slices.Clone(l.view),
 		ViewRound:     l.viewRound,
@@ -266,37 +275,68 @@ func (l *Ledger) AdoptFence(epoch uint64) (bool, error) {
 	return true, nil
 }
 
-// Prepare stages a round and votes yes by returning nil. It refuses a round
-// that is not the next one after the last resolved round: a gap means this
-// counter missed a round and must resync; a seq at or below it is a late or
+// Prepare stages a round and votes yes, with the number of the round's ids
+// new to this counter per tenant, or refuses. It refuses a round that is
+// not the next one after the last resolved round: a gap means this counter
+// missed a round and must resync; a seq at or below it is a late or
 // duplicated prepare that must not resurrect a decided round. The staged
 // round stays in memory: a counter that restarts has lost it and is
 // re-joined, and a round no counter committed is aborted by recovery.
-func (l *Ledger) Prepare(req wire.PrepareRequest) error {
+func (l *Ledger) Prepare(req wire.PrepareRequest) (wire.Vote, error) {
 	if err := l.checkEpoch(req.Round.Epoch); err != nil {
-		return err
+		return wire.Vote{}, err
 	}
 	if !l.member {
-		return ErrNotMember
+		return wire.Vote{}, ErrNotMember
 	}
 	if req.Prev != nil {
 		if err := l.resolve(*req.Prev); err != nil {
-			return err
+			return wire.Vote{}, err
 		}
 	}
 	if l.staged != nil {
 		if l.staged.round == req.Round {
-			return nil // duplicated prepare: same vote
+			return l.staged.vote, nil // duplicated prepare: same vote
 		}
-		return fmt.Errorf("%w: round %s still undecided, got prepare %s", ErrOutOfOrder, l.staged.round, req.Round)
+		return wire.Vote{}, fmt.Errorf("%w: round %s still undecided, got prepare %s", ErrOutOfOrder, l.staged.round, req.Round)
 	}
 	if req.Round.Seq != l.last.Seq+1 {
-		return fmt.Errorf("%w: last resolved %s, got prepare %s", ErrOutOfOrder, l.last, req.Round)
+		return wire.Vote{}, fmt.Errorf("%w: last resolved %s, got prepare %s", ErrOutOfOrder, l.last, req.Round)
 	}
-	l.staged = &stagedRound{round: req.Round, items: req.Items}
+	vote, err := l.added(req.Items)
+	if err != nil {
+		return wire.Vote{}, err
+	}
+	l.staged = &stagedRound{round: req.Round, items: req.Items, vote: vote}
 	l.view, l.viewRound = slices.Clone(req.View), req.Round
 	l.observeStable(req.Stable)
-	return nil
+	return vote, nil
+}
+
+// added counts, per tenant, the items that are new: neither held nor
+// earlier in the same round.
+func (l *Ledger) added(items []wire.Item) (wire.Vote, error) {
+	var vote wire.Vote
+	seen := make(map[string]struct{}, len(items))
+	for _, it := range items {
+		k := idKey(it.Tenant, it.ID)
+		if _, dup := seen[string(k)]; dup {
+			continue
+		}
+		seen[string(k)] = struct{}{}
+		found, err := has(l.db, k)
+		if err != nil {
+			return wire.Vote{}, err
+		}
+		if found {
+			continue
+		}
+		if vote.Added == nil {
+			vote.Added = make(map[string]int64)
+		}
+		vote.Added[it.Tenant]++
+	}
+	return vote, nil
 }
 
 // Commit applies the staged round, on disk (synced) before it returns. It
@@ -394,12 +434,15 @@ func (l *Ledger) apply(round wire.RoundID, items []wire.Item) error {
 	}
 	m := l.state()
 	m.Last, m.LastCommitted, m.LastCommit = round, true, round
+	if l.mode == wire.ModeReady {
+		m.Holds = round
+	}
 	m.Items += n
 	m.Tenants += newTenants
 	if err := l.write(b, m, l.commit); err != nil {
 		return err
 	}
-	l.last, l.lastCommitted, l.lastCommit = round, true, round
+	l.last, l.lastCommitted, l.lastCommit, l.holds = round, true, round, m.Holds
 	l.items, l.tenants = m.Items, m.Tenants
 	if len(added) > 0 {
 		l.pending = append(l.pending, pendingRound{seq: round.Seq, added: added})
@@ -472,25 +515,31 @@ func (l *Ledger) total(tenantID string) (int64, error) {
 // least fence. It refuses when this counter has not applied that far, so a
 // counter that missed writes never serves a stale count.
 func (l *Ledger) Count(epoch, fence uint64, tenantID string) (int64, error) {
+	n, _, err := l.CountAt(epoch, fence, tenantID)
+	return n, err
+}
+
+// CountAt is Count, and the stable seq the count is as of: at least fence.
+func (l *Ledger) CountAt(epoch, fence uint64, tenantID string) (int64, uint64, error) {
 	if err := l.checkEpoch(epoch); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if !l.serving() {
-		return 0, ErrNotReady
+		return 0, 0, ErrNotReady
 	}
 	at := max(fence, l.stableSeen)
 	if l.last.Seq < at {
-		return 0, fmt.Errorf("%w: applied %d, read at %d", ErrBehind, l.last.Seq, at)
+		return 0, 0, fmt.Errorf("%w: applied %d, read at %d", ErrBehind, l.last.Seq, at)
 	}
 	l.observeStable(at)
 	n, err := l.total(tenantID)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	for _, p := range l.pending {
 		n -= p.added[tenantID]
 	}
-	return n, nil
+	return n, l.visibleAt, nil
 }
 
 // LocalCount is the tenant's count including every round applied here,
@@ -571,15 +620,35 @@ func (l *Ledger) Join(req wire.JoinRequest) (wire.JoinResponse, error) {
 
 	empty := l.items == 0 && l.lastCommit.IsZero()
 	sameCluster := l.clusterID == req.ClusterID || (l.clusterID == "" && empty)
-	if sameCluster && (l.mode == wire.ModeReady || empty) && l.lastCommit == req.Committed {
+	readyAt := sameCluster && (l.mode == wire.ModeReady || empty) && l.lastCommit == req.Committed
+	// A sync cut by a crash left a complete copy through holds, and maybe
+	// rows of rounds after it, which the cluster's history does not have
+	// when it resumed from there: they go.
+	heldAt := sameCluster && l.mode != wire.ModeReady && !l.holds.IsZero() && l.holds == req.Committed
+	if readyAt || heldAt {
+		b := l.db.NewBatch()
+		items, tenants := l.items, l.tenants
+		if heldAt {
+			var err error
+			if items, tenants, err = l.truncate(b, l.holds.Seq); err != nil {
+				b.Close()
+				return wire.JoinResponse{}, err
+			}
+		}
 		m := l.state()
 		m.ClusterID, m.Mode, m.Since = req.ClusterID, wire.ModeReady, req.Committed.Seq
 		m.Last, m.LastCommitted = req.Last.Round, req.Last.Commit
-		if err := l.write(l.db.NewBatch(), m, pebble.Sync); err != nil {
+		m.LastCommit, m.Holds = req.Committed, req.Committed
+		m.Items, m.Tenants = items, tenants
+		if err := l.write(b, m, pebble.Sync); err != nil {
 			return wire.JoinResponse{}, err
 		}
+		l.items, l.tenants, l.lastCommit, l.holds = items, tenants, m.LastCommit, m.Holds
 		l.joined = wire.JoinResponse{Incarnation: l.incarnation, Complete: true, Since: req.Committed.Seq}
 		l.startSession(req, m)
+		if err := l.rebuildPending(); err != nil {
+			return wire.JoinResponse{}, err
+		}
 		l.observeStable(req.Stable)
 		return l.joined, nil
 	}
@@ -613,14 +682,20 @@ func (l *Ledger) Join(req wire.JoinRequest) (wire.JoinResponse, error) {
 	m.ClusterID, m.Mode, m.Since = req.ClusterID, wire.ModeSyncing, keep
 	m.Last, m.LastCommitted = req.Last.Round, req.Last.Commit
 	m.LastCommit = req.Committed // what the snapshot and the rounds after the join point make true
+	if !sameCluster || keep < l.holds.Seq {
+		m.Holds = wire.RoundID{} // part of what it held is gone
+	}
 	m.Stable = max(m.Stable, req.Stable)
+	if !sameCluster {
+		m.Stable = req.Stable // another history's stable seq says nothing of this one
+	}
 	m.Items, m.Tenants = items, tenants
 	if err := l.write(b, m, pebble.Sync); err != nil {
 		return wire.JoinResponse{}, err
 	}
 	l.pending, l.visibleAt = nil, keep
 	l.items, l.tenants = items, tenants
-	l.lastCommit, l.stableSeen = req.Committed, m.Stable
+	l.lastCommit, l.holds, l.stableSeen = req.Committed, m.Holds, m.Stable
 	l.joined = wire.JoinResponse{Incarnation: l.incarnation, Since: keep}
 	l.startSession(req, m)
 	if keep == 0 {
@@ -789,7 +864,7 @@ func (l *Ledger) FinishSync(syncID string, joinSeq uint64) error {
 		return fmt.Errorf("finish: %w", err)
 	}
 	m := l.state()
-	m.Mode = wire.ModeReady
+	m.Mode, m.Holds = wire.ModeReady, l.lastCommit
 	b := l.db.NewBatch()
 	if l.blind {
 		var err error
@@ -801,7 +876,7 @@ func (l *Ledger) FinishSync(syncID string, joinSeq uint64) error {
 	if err := l.write(b, m, pebble.Sync); err != nil {
 		return err
 	}
-	l.mode, l.blind = wire.ModeReady, false
+	l.mode, l.blind, l.holds = wire.ModeReady, false, m.Holds
 	l.items, l.tenants = m.Items, m.Tenants
 	return l.rebuildPending()
 }

@@ -54,7 +54,7 @@ func ready(t *testing.T) *ledger.Ledger {
 // commit runs one whole round on l.
 func commit(t *testing.T, l *ledger.Ledger, seq, stable uint64, its ...wire.Item) {
 	t.Helper()
-	require.NoError(t, l.Prepare(wire.PrepareRequest{Round: rid(seq), Stable: stable, Items: its}))
+	require.NoError(t, prepare(l, wire.PrepareRequest{Round: rid(seq), Stable: stable, Items: its}))
 	require.NoError(t, l.Commit(wire.DecisionRequest{Round: rid(seq), Stable: stable}))
 }
 
@@ -102,7 +102,7 @@ func TestLedger_RefusesOlderEpochs(t *testing.T) {
 	l := ready(t)
 	_, err := l.Count(epoch-1, 0, "acme")
 	assert.ErrorIs(t, err, ledger.ErrStaleEpoch)
-	err = l.Prepare(wire.PrepareRequest{Round: wire.RoundID{Epoch: epoch - 1, Seq: 1}})
+	err = prepare(l, wire.PrepareRequest{Round: wire.RoundID{Epoch: epoch - 1, Seq: 1}})
 	assert.ErrorIs(t, err, ledger.ErrStaleEpoch)
 }
 
@@ -121,20 +121,20 @@ func TestLedger_PrepareRules(t *testing.T) {
 			require.NoError(t, l.Abort(wire.DecisionRequest{Round: rid(1)}))
 		}, wire.PrepareRequest{Round: rid(1)}, ledger.ErrOutOfOrder},
 		{"duplicate prepare votes the same", func(t *testing.T, l *ledger.Ledger) {
-			require.NoError(t, l.Prepare(wire.PrepareRequest{Round: rid(1)}))
+			require.NoError(t, prepare(l, wire.PrepareRequest{Round: rid(1)}))
 		}, wire.PrepareRequest{Round: rid(1)}, nil},
 		{"another round while one is undecided", func(t *testing.T, l *ledger.Ledger) {
-			require.NoError(t, l.Prepare(wire.PrepareRequest{Round: rid(1)}))
+			require.NoError(t, prepare(l, wire.PrepareRequest{Round: rid(1)}))
 		}, wire.PrepareRequest{Round: rid(2)}, ledger.ErrOutOfOrder},
 		{"previous decision travels with the next prepare", func(t *testing.T, l *ledger.Ledger) {
-			require.NoError(t, l.Prepare(wire.PrepareRequest{Round: rid(1)}))
+			require.NoError(t, prepare(l, wire.PrepareRequest{Round: rid(1)}))
 		}, wire.PrepareRequest{Round: rid(2), Prev: &wire.Decision{Round: rid(1), Commit: true}}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l := ready(t)
 			tt.setup(t, l)
-			err := l.Prepare(tt.prepare)
+			err := prepare(l, tt.prepare)
 			if tt.wantErr == nil {
 				assert.NoError(t, err)
 			} else {
@@ -146,7 +146,7 @@ func TestLedger_PrepareRules(t *testing.T) {
 
 func TestLedger_IdleCounterTakesNoRounds(t *testing.T) {
 	l := open(t, "c1", "inc-1")
-	assert.ErrorIs(t, l.Prepare(wire.PrepareRequest{Round: rid(1)}), ledger.ErrNotMember)
+	assert.ErrorIs(t, prepare(l, wire.PrepareRequest{Round: rid(1)}), ledger.ErrNotMember)
 	_, err := l.Count(epoch, 0, "acme")
 	assert.ErrorIs(t, err, ledger.ErrNotReady)
 }
@@ -161,15 +161,15 @@ func TestLedger_CommitIsIdempotentAndNeedsAPrepare(t *testing.T) {
 
 func TestLedger_PrevDecisionResolvesAMissedCommit(t *testing.T) {
 	l := ready(t)
-	require.NoError(t, l.Prepare(wire.PrepareRequest{Round: rid(1), Items: items("acme", "a")}))
+	require.NoError(t, prepare(l, wire.PrepareRequest{Round: rid(1), Items: items("acme", "a")}))
 	// The commit of round 1 is lost; round 2 carries it.
-	require.NoError(t, l.Prepare(wire.PrepareRequest{Round: rid(2), Stable: 1, Prev: &wire.Decision{Round: rid(1), Commit: true}}))
+	require.NoError(t, prepare(l, wire.PrepareRequest{Round: rid(2), Stable: 1, Prev: &wire.Decision{Round: rid(1), Commit: true}}))
 	assert.Equal(t, int64(1), count(t, l, 1, "acme"))
 }
 
 func TestLedger_AbortDropsTheRound(t *testing.T) {
 	l := ready(t)
-	require.NoError(t, l.Prepare(wire.PrepareRequest{Round: rid(1), Items: items("acme", "a")}))
+	require.NoError(t, prepare(l, wire.PrepareRequest{Round: rid(1), Items: items("acme", "a")}))
 	require.NoError(t, l.Abort(wire.DecisionRequest{Round: rid(1)}))
 	commit(t, l, 2, 2, items("acme", "b")...)
 	assert.Equal(t, int64(1), count(t, l, 2, "acme"))
@@ -213,7 +213,7 @@ func TestLedger_JoinBehindSyncsFromItsStablePrefix(t *testing.T) {
 
 	// A round after the join point arrives before the snapshot: it re-adds
 	// an id the snapshot also carries, which must count once.
-	require.NoError(t, joiner.Prepare(wire.PrepareRequest{Round: rid(5), Stable: 4, Items: items("acme", "c", "d")}))
+	require.NoError(t, prepare(joiner, wire.PrepareRequest{Round: rid(5), Stable: 4, Items: items("acme", "c", "d")}))
 	require.NoError(t, joiner.Commit(wire.DecisionRequest{Round: rid(5), Stable: 4}))
 
 	rows, err := source.Snapshot(resp.Since, 4)
@@ -256,7 +256,7 @@ func TestLedger_SnapshotNeedsAppliedRows(t *testing.T) {
 
 func TestLedger_StatusReportsPosition(t *testing.T) {
 	l := ready(t)
-	require.NoError(t, l.Prepare(wire.PrepareRequest{Round: rid(1), View: []string{"c1", "c2"}, Items: items("acme", "a")}))
+	require.NoError(t, prepare(l, wire.PrepareRequest{Round: rid(1), View: []string{"c1", "c2"}, Items: items("acme", "a")}))
 	st := l.Status()
 	assert.Equal(t, wire.ModeReady, st.Mode)
 	require.NotNil(t, st.Staged)
@@ -276,7 +276,7 @@ func TestLedger_StatusReportsPosition(t *testing.T) {
 func TestLedger_DecisionMustNameTheStagedTransaction(t *testing.T) {
 	l := ready(t)
 	staged := wire.RoundID{Epoch: epoch, Seq: 1, TxID: "tx-a"}
-	require.NoError(t, l.Prepare(wire.PrepareRequest{Round: staged, Items: items("acme", "a")}))
+	require.NoError(t, prepare(l, wire.PrepareRequest{Round: staged, Items: items("acme", "a")}))
 	other := wire.RoundID{Epoch: epoch, Seq: 1, TxID: "tx-b"}
 	assert.ErrorIs(t, l.Commit(wire.DecisionRequest{Round: other}), ledger.ErrUnknownRound)
 	require.NoError(t, l.Commit(wire.DecisionRequest{Round: staged, Stable: 1}))
@@ -395,7 +395,7 @@ func TestLedger_SnapshotInPiecesLetsRoundsGoOnAndIsCutByAJoin(t *testing.T) {
 func TestLedger_JoinAppliesAStagedRoundTheClusterCommitted(t *testing.T) {
 	l := ready(t)
 	commit(t, l, 1, 0, items("acme", "a")...)
-	require.NoError(t, l.Prepare(wire.PrepareRequest{Round: rid(2), Stable: 1, Items: items("acme", "b", "c")}))
+	require.NoError(t, prepare(l, wire.PrepareRequest{Round: rid(2), Stable: 1, Items: items("acme", "b", "c")}))
 	// The commit of round 2 never arrives; round 3 is aborted elsewhere.
 	resp := joinFrom(t, l, wire.Decision{Round: rid(3)}, rid(2), 1)
 	assert.True(t, resp.Complete, "it holds the last committed round")
@@ -411,7 +411,7 @@ func TestLedger_JoinAppliesAStagedRoundTheClusterCommitted(t *testing.T) {
 func TestLedger_AJoinBehindAStagedRoundIsRefused(t *testing.T) {
 	l := ready(t)
 	commit(t, l, 1, 0, items("acme", "a")...)
-	require.NoError(t, l.Prepare(wire.PrepareRequest{Round: rid(2), Stable: 1, Items: items("acme", "b")}))
+	require.NoError(t, prepare(l, wire.PrepareRequest{Round: rid(2), Stable: 1, Items: items("acme", "b")}))
 	_, err := l.Join(wire.JoinRequest{Epoch: epoch, ClusterID: "cl", SyncID: "late", Last: wire.Decision{Round: rid(1), Commit: true}, Committed: rid(1), Stable: 1})
 	require.ErrorIs(t, err, ledger.ErrOutOfOrder)
 	require.NoError(t, l.Commit(wire.DecisionRequest{Round: rid(2), Stable: 2}), "the vote still stands")
@@ -448,5 +448,31 @@ func TestLedger_ARepeatedJoinAtALaterPointIsANewJoin(t *testing.T) {
 	_, err = l.Join(wire.JoinRequest{Epoch: epoch, ClusterID: "cl", SyncID: "s1", Last: wire.Decision{Round: rid(1)}})
 	require.NoError(t, err)
 	assert.Equal(t, rid(1), l.Status().Last, "joined at the later point")
-	require.NoError(t, l.Prepare(wire.PrepareRequest{Round: rid(2), Stable: 1}), "so it takes the next round")
+	require.NoError(t, prepare(l, wire.PrepareRequest{Round: rid(2), Stable: 1}), "so it takes the next round")
+}
+
+// prepare stages a round on l and returns only whether it voted yes.
+func prepare(l *ledger.Ledger, req wire.PrepareRequest) error {
+	_, err := l.Prepare(req)
+	return err
+}
+
+// TestLedger_AVoteCountsTheNewIDsPerTenant: a yes carries how many of the
+// round's ids are new, per tenant: not held, not repeated in the round.
+func TestLedger_AVoteCountsTheNewIDsPerTenant(t *testing.T) {
+	l := ready(t)
+	commit(t, l, 1, 0, items("acme", "a")...)
+	its := append(items("acme", "a", "b", "b", "c"), items("beta", "x")...)
+	its = append(its, items("gamma", "a")...)
+	vote, err := l.Prepare(wire.PrepareRequest{Round: rid(2), Stable: 1, Items: its})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int64{"acme": 2, "beta": 1, "gamma": 1}, vote.Added)
+	again, err := l.Prepare(wire.PrepareRequest{Round: rid(2), Stable: 1, Items: its})
+	require.NoError(t, err)
+	assert.Equal(t, vote, again, "a duplicated prepare gets the same vote")
+	require.NoError(t, l.Commit(wire.DecisionRequest{Round: rid(2), Stable: 2}))
+	n, at, err := l.CountAt(epoch, 2, "acme")
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), n, "1 held + 2 the vote said")
+	assert.Equal(t, uint64(2), at)
 }

@@ -49,6 +49,7 @@ type meta struct {
 	Last          wire.RoundID `json:"last"`
 	LastCommitted bool         `json:"last_committed"`
 	LastCommit    wire.RoundID `json:"last_commit"`
+	Holds         wire.RoundID `json:"holds"`
 	Stable        uint64       `json:"stable"`
 	Since         uint64       `json:"since"`
 	Items         int          `json:"items"`

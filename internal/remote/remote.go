@@ -213,13 +213,28 @@ func (c *Counters) call(ctx context.Context, method, id, path string, in, out an
 }
 
 // Prepare sends phase one of a round, encoded once for every participant
-// (wire.EncodePrepare); nil is a yes vote.
-func (c *Counters) Prepare(ctx context.Context, id string, body []byte) error {
+// (wire.EncodePrepare); no error is a yes vote, with its new ids per tenant.
+func (c *Counters) Prepare(ctx context.Context, id string, body []byte) (wire.Vote, error) {
 	to, err := c.target(id)
 	if err != nil {
-		return err
+		return wire.Vote{}, err
 	}
-	return callRaw(ctx, c.client, c.token, http.MethodPost, to, "/internal/prepare", body, nil)
+	resp, err := send(ctx, c.client, c.token, http.MethodPost, to, "/internal/prepare", bytes.NewReader(body), "application/json")
+	if err != nil {
+		return wire.Vote{}, err
+	}
+	defer resp.Body.Close()
+	// A vote names at most the round's tenants: never more than its prepare.
+	var vote wire.Vote
+	if err := json.NewDecoder(io.LimitReader(resp.Body, int64(len(body))+maxAnswerBytes)).Decode(&vote); err != nil {
+		return wire.Vote{}, fmt.Errorf("decode the vote of %s: %w", id, err)
+	}
+	for tenantID, n := range vote.Added {
+		if n < 0 || wire.CheckField("tenant", tenantID) != nil {
+			return wire.Vote{}, fmt.Errorf("the vote of %s names a bad tenant or count", id)
+		}
+	}
+	return vote, nil
 }
 
 // Commit sends a commit decision.
@@ -240,12 +255,16 @@ func (c *Counters) Join(ctx context.Context, id string, req wire.JoinRequest) (w
 }
 
 // Count is a fenced read: the tenant's count as of a stable seq at least
-// fence. The tenant travels as a query parameter, which encodes any string.
-func (c *Counters) Count(ctx context.Context, id, tenantID string, epoch, fence uint64) (int64, error) {
+// fence, and that seq. The tenant travels as a query parameter, which
+// encodes any string.
+func (c *Counters) Count(ctx context.Context, id, tenantID string, epoch, fence uint64) (int64, uint64, error) {
 	q := url.Values{"tenant": {tenantID}, "epoch": {strconv.FormatUint(epoch, 10)}, "fence": {strconv.FormatUint(fence, 10)}}
-	var resp wire.CountResponse
+	var resp wire.FencedCountResponse
 	err := c.call(ctx, http.MethodGet, id, "/internal/count?"+q.Encode(), nil, &resp)
-	return resp.Count, err
+	if err == nil && (resp.At < fence || resp.Count < 0) {
+		err = fmt.Errorf("count of %s: at %d below the fence %d, or negative", id, resp.At, fence)
+	}
+	return resp.Count, resp.At, err
 }
 
 // LocalCount is the counter's own, unfenced count of a tenant.

@@ -61,11 +61,11 @@ func TestCounters_SendTheTokenAndDecodeErrors(t *testing.T) {
 	c := remote.NewCounters(&http.Client{Timeout: time.Second}, "the-token")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_, err := c.Count(ctx, "c1", "acme corp/eu", 1, 5)
+	_, _, err := c.Count(ctx, "c1", "acme corp/eu", 1, 5)
 	require.ErrorIs(t, err, remote.ErrNoAddress, "no call before the counter's address is known")
 	assert.Empty(t, auth)
 	c.SetAddress("c1", srv.URL)
-	_, err = c.Count(ctx, "c1", "acme corp/eu", 1, 5)
+	_, _, err = c.Count(ctx, "c1", "acme corp/eu", 1, 5)
 	require.Error(t, err)
 	assert.True(t, remote.HasCode(err, wire.CodeBehind))
 	var re *remote.Error

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,8 +90,9 @@ type Cluster interface {
 //     request is malformed. That is about the request, not the participant.
 //   - any other error: it could not be reached.
 type Transport interface {
-	// Prepare sends the round's prepare, encoded once (wire.EncodePrepare).
-	Prepare(ctx context.Context, id string, body []byte) error
+	// Prepare sends the round's prepare, encoded once (wire.EncodePrepare),
+	// and returns the participant's vote.
+	Prepare(ctx context.Context, id string, body []byte) (wire.Vote, error)
 	Commit(ctx context.Context, id string, req wire.DecisionRequest) error
 	Abort(ctx context.Context, id string, req wire.DecisionRequest) error
 }
@@ -121,6 +123,9 @@ type Config struct {
 	// BytesPerSecond is the rate a participant is expected to handle at
 	// least (16 MiB/s when zero).
 	BytesPerSecond int
+	// MaxCachedCounts bounds the tenants whose counts the committer keeps
+	// for reads (100,000 by default).
+	MaxCachedCounts int
 	// CommitAttempts is how often a commit is sent before its participant
 	// is given up as failed.
 	CommitAttempts int
@@ -153,6 +158,7 @@ type Committer struct {
 	ops     chan op
 	stopped chan struct{}
 	pos     atomic.Pointer[Position]
+	counts  *countCache  // tenants' counts at the stable seq (CachedCount)
 	held    atomic.Int64 // bytes of the batches submitted and not yet answered
 	replay  replayLog    // the last rounds decided commit (Replay)
 }
@@ -182,6 +188,9 @@ func New(cfg Config, cluster Cluster, transport Transport, logger *slog.Logger) 
 	if cfg.BytesPerSecond <= 0 {
 		cfg.BytesPerSecond = 16 << 20
 	}
+	if cfg.MaxCachedCounts <= 0 {
+		cfg.MaxCachedCounts = 100_000
+	}
 	c := &Committer{
 		cfg:       cfg,
 		cluster:   cluster,
@@ -191,6 +200,7 @@ func New(cfg Config, cluster Cluster, transport Transport, logger *slog.Logger) 
 		ops:       make(chan op),
 		stopped:   make(chan struct{}),
 		replay:    replayLog{maxBytes: cfg.MaxRoundBytes},
+		counts:    newCountCache(cfg.MaxCachedCounts),
 	}
 	c.setPos(Position{})
 	return c
@@ -201,6 +211,15 @@ func (c *Committer) Position() Position { return *c.pos.Load() }
 
 // setPos publishes a copy of p: a published position is never modified.
 func (c *Committer) setPos(p Position) { c.pos.Store(&p) }
+
+// CachedCount is the tenant's count as of a stable seq at least fence,
+// when the count cache holds it: a read that needs no counter.
+func (c *Committer) CachedCount(tenantID string, fence uint64) (int64, bool) {
+	return c.counts.get(tenantID, fence)
+}
+
+// FillCount gives the count cache a count a counter read as of stable seq at.
+func (c *Committer) FillCount(tenantID string, n int64, at uint64) { c.counts.fill(tenantID, n, at) }
 
 // MaxBatchBytes is the largest encoded batch a round can carry: what
 // MaxRoundBytes leaves after the envelope of a prepare to MaxView counters.
@@ -287,6 +306,7 @@ func (c *Committer) Do(ctx context.Context, fn func(ctx context.Context, pos *Po
 // in flight when ctx ends is finished first (its calls have timeouts);
 // requests not yet in a round get ErrStopped.
 func (c *Committer) Run(ctx context.Context, start Position) {
+	c.counts.reset(start.Stable)
 	c.setPos(start)
 	defer c.drain()
 	work := context.WithoutCancel(ctx)
@@ -430,17 +450,25 @@ func (c *Committer) runRound(ctx context.Context, batches []wire.Batch, items in
 
 	// Phase one.
 	timeout := c.callTimeout(len(body))
+	votes := make([]wire.Vote, len(peers))
 	errs := c.each(ctx, peers, func(ctx context.Context, p Peer) error {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		return c.transport.Prepare(ctx, p.ID, body)
+		i := slices.IndexFunc(peers, func(q Peer) bool { return q.ID == p.ID })
+		var err error
+		votes[i], err = c.transport.Prepare(ctx, p.ID, body)
+		return err
 	})
 	var voters []Peer
+	var liveVotes []wire.Vote
 	var refusals, rejections []error
 	for i, err := range errs {
 		switch {
 		case err == nil:
 			voters = append(voters, peers[i])
+			if peers[i].Live {
+				liveVotes = append(liveVotes, votes[i])
+			}
 		case isRefusal(err):
 			refusals = append(refusals, err)
 			c.cluster.Failed(peers[i].ID, err)
@@ -479,6 +507,11 @@ func (c *Committer) runRound(ctx context.Context, batches []wire.Batch, items in
 	// next prepare or join as well, so a participant that misses this
 	// message still learns it.
 	c.replay.add(committedRound{clusterID: pos.ClusterID, round: id, prev: pos.Committed, body: body})
+	added, known := agree(liveVotes)
+	if !known {
+		logger.Error("live counters disagree on the ids this round adds: reads go to the counters", "votes", len(liveVotes))
+	}
+	c.counts.committed(id.Seq, added, known)
 	pos.Last = wire.Decision{Round: id, Commit: true}
 	pos.Committed = id
 	c.setPos(pos)
@@ -519,7 +552,8 @@ func (c *Committer) runRound(ctx context.Context, batches []wire.Batch, items in
 	}
 	if liveAcked > 0 {
 		// Every participant still in the round committed: the round is
-		// stable and reads may see it.
+		// stable and reads may see it. The count cache gets there first.
+		c.counts.stable(id.Seq)
 		pos.Stable = id.Seq
 		c.setPos(pos)
 	}

@@ -38,6 +38,7 @@ type fakeNet struct {
 	commErr  map[string]error
 	commHang map[string]int // commits that hang until their deadline
 	block    chan struct{}  // when set, prepares wait on it
+	votes    map[string]wire.Vote
 }
 
 func newFakeNet() *fakeNet {
@@ -48,10 +49,18 @@ func newFakeNet() *fakeNet {
 		prepErr:  map[string]error{},
 		commErr:  map[string]error{},
 		commHang: map[string]int{},
+		votes:    map[string]wire.Vote{},
 	}
 }
 
-func (f *fakeNet) Prepare(ctx context.Context, id string, body []byte) error {
+func (f *fakeNet) Prepare(ctx context.Context, id string, body []byte) (wire.Vote, error) {
+	err := f.prepare(ctx, id, body)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.votes[id], err
+}
+
+func (f *fakeNet) prepare(ctx context.Context, id string, body []byte) error {
 	// Peers here are named "a", "b": not URLs, so not wire.DecodePrepare.
 	var req wire.PrepareRequest
 	if err := json.Unmarshal(body, &req); err != nil {
@@ -407,7 +416,7 @@ type sizingNet struct {
 	sizes *[]int
 }
 
-func (s *sizingNet) Prepare(ctx context.Context, id string, body []byte) error {
+func (s *sizingNet) Prepare(ctx context.Context, id string, body []byte) (wire.Vote, error) {
 	s.mu.Lock()
 	*s.sizes = append(*s.sizes, len(body))
 	s.mu.Unlock()
@@ -491,7 +500,7 @@ func TestCommitter_DoIsNotStarvedByRequestsLeftOverFromEachRound(t *testing.T) {
 // slowNet takes 2 ms per prepare.
 type slowNet struct{ *fakeNet }
 
-func (s *slowNet) Prepare(ctx context.Context, id string, body []byte) error {
+func (s *slowNet) Prepare(ctx context.Context, id string, body []byte) (wire.Vote, error) {
 	time.Sleep(2 * time.Millisecond)
 	return s.fakeNet.Prepare(ctx, id, body)
 }
@@ -529,7 +538,7 @@ type deadlineNet struct {
 	left []time.Duration
 }
 
-func (d *deadlineNet) Prepare(ctx context.Context, id string, body []byte) error {
+func (d *deadlineNet) Prepare(ctx context.Context, id string, body []byte) (wire.Vote, error) {
 	dl, _ := ctx.Deadline()
 	d.mu.Lock()
 	d.left = append(d.left, time.Until(dl))
@@ -578,4 +587,51 @@ func TestCommitter_DoWaitsForAnOpItHasStarted(t *testing.T) {
 		require.NoError(t, err, "fn ran to the end: its result, not the deadline")
 		assert.True(t, wrote)
 	})
+}
+
+// setVotes makes every named participant vote with added.
+func (f *fakeNet) setVotes(added map[string]int64, ids ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, id := range ids {
+		f.votes[id] = wire.Vote{Added: added}
+	}
+}
+
+// TestCommitter_CountCacheFollowsTheStableRounds: a count filled at the
+// stable seq moves with every stable round by what its live voters said
+// the round added; it is never answered for a fence above what it holds;
+// and a round whose live voters disagree empties it.
+func TestCommitter_CountCacheFollowsTheStableRounds(t *testing.T) {
+	c, net, _ := start(t, 1, live("a", "b")...)
+	require.NoError(t, c.Submit(t.Context(), batch(item("t", "1"))))
+	_, ok := c.CachedCount("t", c.Position().Stable)
+	assert.False(t, ok, "nothing filled yet")
+
+	c.FillCount("t", 1, c.Position().Stable)
+	n, ok := c.CachedCount("t", c.Position().Stable)
+	require.True(t, ok)
+	assert.Equal(t, int64(1), n)
+
+	net.setVotes(map[string]int64{"t": 2}, "a", "b")
+	require.NoError(t, c.Submit(t.Context(), batch(item("t", "2"), item("t", "3"))))
+	n, ok = c.CachedCount("t", c.Position().Stable)
+	require.True(t, ok)
+	assert.Equal(t, int64(3), n, "the round's two new ids")
+	_, ok = c.CachedCount("t", c.Position().Stable+1)
+	assert.False(t, ok, "not for a fence above its seq")
+
+	// A count read a round ago is brought up to the cache's seq.
+	c.FillCount("u", 5, c.Position().Stable-1)
+	net.setVotes(map[string]int64{"u": 1}, "a", "b")
+	require.NoError(t, c.Submit(t.Context(), batch(item("u", "x"))))
+	n, ok = c.CachedCount("u", c.Position().Stable)
+	require.True(t, ok)
+	assert.Equal(t, int64(6), n, "5 as of two rounds ago, +0 in the first, +1 in the second")
+
+	net.setVotes(map[string]int64{"t": 1}, "a")
+	net.setVotes(map[string]int64{"t": 2}, "b")
+	require.NoError(t, c.Submit(t.Context(), batch(item("t", "4"))))
+	_, ok = c.CachedCount("t", c.Position().Stable)
+	assert.False(t, ok, "the voters disagreed: nothing cached is trusted")
 }

@@ -22,9 +22,12 @@ type Holder struct {
 // acknowledges them. That holds across a restart of the holder: its id
 // lives in its data, so a holder that comes back with its data is the same
 // holder (new incarnation, same rows), and one whose data is gone comes
-// back under a new id. Until one does, every recorded holder must report; a
-// holder that reports without being ready (it was syncing) counts as heard,
-// so when every holder is heard and none is ready, recovery starts over.
+// back under a new id. A holder whose sync was cut by a crash still holds
+// what it held when it joined (wire.Status.Holds), which is every
+// acknowledged round as long as it is recorded live. Until one such report
+// arrives, every recorded holder must report; a holder that reports no
+// complete copy counts as heard, so when every holder is heard and none
+// holds one, recovery starts over.
 // A holder that never reports (its disk is gone) is waited for.
 //
 // Without a record, it must hear from every member of the participant list
@@ -42,7 +45,7 @@ func Missing(reports map[string]wire.Status, holders []Holder, recorded bool) []
 				missing = append(missing, h.ID)
 				continue
 			}
-			if h.Live && st.Mode == wire.ModeReady {
+			if h.Live && held(st) != nil {
 				return nil
 			}
 		}
@@ -85,15 +88,16 @@ func Missing(reports map[string]wire.Status, holders []Holder, recorded bool) []
 // messages of the previous coordinator are refused from now on.
 // clusterID names the history when no counter holds one.
 func Resume(reports map[string]wire.Status, floor uint64, clusterID string) (pos Position, seed string) {
-	var best *wire.Status
+	var best *heldCopy
 	var epoch uint64
 	for _, st := range reports {
 		epoch = max(epoch, st.Epoch)
-		if st.Mode != wire.ModeReady {
+		h := held(st)
+		if h == nil {
 			continue
 		}
-		if best == nil || best.Committed.Less(st.Committed) || (best.Committed == st.Committed && best.Last.Less(st.Last)) {
-			best = &st
+		if best == nil || best.committed.Less(h.committed) || (best.committed == h.committed && best.last.Round.Less(h.last.Round)) {
+			best = h
 		}
 	}
 	pos.Epoch = max(epoch+1, floor)
@@ -101,11 +105,39 @@ func Resume(reports map[string]wire.Status, floor uint64, clusterID string) (pos
 	if best == nil {
 		return pos, ""
 	}
-	if best.ClusterID != "" {
-		pos.ClusterID = best.ClusterID
+	if best.clusterID != "" {
+		pos.ClusterID = best.clusterID
 	}
-	pos.Last = wire.Decision{Round: best.Last, Commit: best.LastCommitted}
-	pos.Committed = best.Committed
-	pos.Stable = best.Last.Seq
-	return pos, best.ID
+	pos.Last = best.last
+	pos.Committed = best.committed
+	pos.Stable = best.last.Round.Seq
+	return pos, best.id
+}
+
+// heldCopy is the complete copy of the history a counter's report says it
+// holds on disk: through committed, resolved through last.
+type heldCopy struct {
+	id, clusterID string
+	committed     wire.RoundID
+	last          wire.Decision
+}
+
+// held returns the complete copy a report says its counter holds, or nil.
+// A ready counter holds its last committed round and every round resolved
+// up to its last; a counter whose sync was cut (by a crash, a restart of
+// the coordinator) still holds what it held when it joined, through Holds.
+func held(st wire.Status) *heldCopy {
+	switch {
+	case st.Mode == wire.ModeReady:
+		return &heldCopy{id: st.ID, clusterID: st.ClusterID, committed: st.Committed, last: wire.Decision{Round: st.Last, Commit: st.LastCommitted}}
+	case !st.Holds.IsZero():
+		return &heldCopy{id: st.ID, clusterID: st.ClusterID, committed: st.Holds, last: wire.Decision{Round: st.Holds, Commit: true}}
+	}
+	return nil
+}
+
+// Holds reports whether st holds a complete copy through round committed.
+func Holds(st wire.Status, committed wire.RoundID) bool {
+	h := held(st)
+	return h != nil && h.committed == committed
 }

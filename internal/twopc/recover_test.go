@@ -108,3 +108,28 @@ func TestResume_ALaterEpochSupersedesAHigherSeq(t *testing.T) {
 	assert.Equal(t, "y", seed)
 	assert.Equal(t, rnd(2, 9), pos.Committed)
 }
+
+// TestResume_ACutSyncStillSeeds: a recorded live holder whose sync was cut
+// reports syncing with what it holds; that settles recovery and seeds it,
+// instead of starting a new, empty history.
+func TestResume_ACutSyncStillSeeds(t *testing.T) {
+	held := wire.RoundID{Epoch: 4, Seq: 9}
+	reports := map[string]wire.Status{
+		"a": {ID: "a", Mode: wire.ModeSyncing, ClusterID: "cl", Committed: wire.RoundID{Epoch: 4, Seq: 12}, Holds: held, Last: wire.RoundID{Epoch: 4, Seq: 12}},
+		"b": {ID: "b", Mode: wire.ModeSyncing, ClusterID: "cl"},
+	}
+	holders := []twopc.Holder{{ID: "a", Live: true}, {ID: "b"}}
+	assert.Empty(t, twopc.Missing(reports, holders, true))
+	pos, seed := twopc.Resume(reports, 5, "new")
+	assert.Equal(t, "a", seed)
+	assert.Equal(t, "cl", pos.ClusterID, "the history goes on")
+	assert.Equal(t, held, pos.Committed)
+	assert.Equal(t, wire.Decision{Round: held, Commit: true}, pos.Last)
+
+	// Without it, the same holders are heard and none holds a copy.
+	delete(reports, "a")
+	reports["a"] = wire.Status{ID: "a", Mode: wire.ModeSyncing, ClusterID: "cl"}
+	assert.Empty(t, twopc.Missing(reports, holders, true))
+	_, seed = twopc.Resume(reports, 5, "new")
+	assert.Empty(t, seed)
+}

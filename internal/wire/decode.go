@@ -246,6 +246,7 @@ func (s Status) Check() error {
 		checkEpoch("fence", s.Fence),
 		s.Last.check("last"),
 		s.Committed.check("committed"),
+		s.Holds.check("holds"),
 		checkSeq("stable", s.Stable),
 		checkView(s.View),
 		s.ViewRound.check("view_round"),

@@ -22,6 +22,20 @@ type CountResponse struct {
 	Count int64 `json:"count"`
 }
 
+// FencedCountResponse answers a counter's fenced read: the tenant's count
+// as of stable seq At (at least the fence asked for).
+type FencedCountResponse struct {
+	Count int64  `json:"count"`
+	At    uint64 `json:"at"`
+}
+
+// Vote is a counter's yes to a prepare: how many of the round's ids are
+// new to it, per tenant (tenants with none are left out). Every complete
+// counter holds the same ids, so every live voter reports the same.
+type Vote struct {
+	Added map[string]int64 `json:"added,omitempty"`
+}
+
 // MessageResponse is the success body of POST /items, compatible with the
 // original API.
 type MessageResponse struct {
@@ -163,9 +177,14 @@ type Status struct {
 	// LastCommitted tells whether Last was committed or aborted.
 	LastCommitted bool `json:"last_committed"`
 	// Committed is the last committed round: with the cluster id it names
-	// the data the counter holds (aborted rounds carry none).
+	// the data the counter holds (aborted rounds carry none). While it
+	// syncs, it is the round the sync brings it to.
 	Committed RoundID `json:"committed"`
-	Stable    uint64  `json:"stable"`
+	// Holds is the last committed round through which its data on disk is
+	// a complete copy: Committed when ready; while syncing, what it held
+	// when it joined (zero when that join dropped some of it).
+	Holds  RoundID `json:"holds"`
+	Stable uint64  `json:"stable"`
 	// Staged is the round the counter voted yes on and has not seen decided.
 	Staged *RoundID `json:"staged,omitempty"`
 	// View is the participant list of the latest prepare it received.
