@@ -49,6 +49,12 @@ type stagedRound struct {
 	round wire.RoundID
 	items []wire.Item
 	vote  wire.Vote
+	// fresh are the items found new at prepare, deduplicated; still new
+	// at commit if the ledger was ready then and has not joined since
+	// (only merges, in a sync, and joins change rows between two rounds).
+	fresh []wire.Item
+	ready bool
+	joins uint64
 }
 
 // Options configure Open.
@@ -303,20 +309,21 @@ func (l *Ledger) Prepare(req wire.PrepareRequest) (wire.Vote, error) {
 	if req.Round.Seq != l.last.Seq+1 {
 		return wire.Vote{}, fmt.Errorf("%w: last resolved %s, got prepare %s", ErrOutOfOrder, l.last, req.Round)
 	}
-	vote, err := l.added(req.Items)
+	vote, fresh, err := l.added(req.Items)
 	if err != nil {
 		return wire.Vote{}, err
 	}
-	l.staged = &stagedRound{round: req.Round, items: req.Items, vote: vote}
+	l.staged = &stagedRound{round: req.Round, items: req.Items, vote: vote, fresh: fresh, ready: l.mode == wire.ModeReady, joins: l.joins}
 	l.view, l.viewRound = slices.Clone(req.View), req.Round
 	l.observeStable(req.Stable)
 	return vote, nil
 }
 
 // added counts, per tenant, the items that are new: neither held nor
-// earlier in the same round.
-func (l *Ledger) added(items []wire.Item) (wire.Vote, error) {
+// earlier in the same round, and returns them.
+func (l *Ledger) added(items []wire.Item) (wire.Vote, []wire.Item, error) {
 	var vote wire.Vote
+	var fresh []wire.Item
 	seen := make(map[string]struct{}, len(items))
 	for _, it := range items {
 		k := idKey(it.Tenant, it.ID)
@@ -326,7 +333,7 @@ func (l *Ledger) added(items []wire.Item) (wire.Vote, error) {
 		seen[string(k)] = struct{}{}
 		found, err := has(l.db, k)
 		if err != nil {
-			return wire.Vote{}, err
+			return wire.Vote{}, nil, err
 		}
 		if found {
 			continue
@@ -335,8 +342,9 @@ func (l *Ledger) added(items []wire.Item) (wire.Vote, error) {
 			vote.Added = make(map[string]int64)
 		}
 		vote.Added[it.Tenant]++
+		fresh = append(fresh, it)
 	}
-	return vote, nil
+	return vote, fresh, nil
 }
 
 // Commit applies the staged round, on disk (synced) before it returns. It
@@ -390,7 +398,12 @@ func (l *Ledger) resolve(d wire.Decision) error {
 		return nil
 	}
 	if d.Commit {
-		if err := l.apply(d.Round, l.staged.items); err != nil {
+		st := l.staged
+		items, known := st.items, false
+		if st.ready && l.mode == wire.ModeReady && st.joins == l.joins {
+			items, known = st.fresh, true // no lookup twice
+		}
+		if err := l.apply(d.Round, items, known); err != nil {
 			return err
 		}
 	} else {
@@ -402,7 +415,9 @@ func (l *Ledger) resolve(d wire.Decision) error {
 
 // apply writes a committed round: its new ids, the tenants' counts and the
 // position, in one batch, synced unless NoSync. Then the memory follows.
-func (l *Ledger) apply(round wire.RoundID, items []wire.Item) error {
+// fresh says the items are known to be new and distinct (found so at
+// prepare, nothing changed since): no lookup is needed.
+func (l *Ledger) apply(round wire.RoundID, items []wire.Item, fresh bool) error {
 	b := l.db.NewBatch()
 	added := make(map[string]int64)
 	seen := make(map[string]struct{}, len(items))
@@ -410,17 +425,19 @@ func (l *Ledger) apply(round wire.RoundID, items []wire.Item) error {
 	n := 0
 	for _, it := range items {
 		k := idKey(it.Tenant, it.ID)
-		if _, dup := seen[string(k)]; dup {
-			continue
-		}
-		seen[string(k)] = struct{}{}
-		found, err := has(l.db, k)
-		if err != nil {
-			b.Close()
-			return err
-		}
-		if found {
-			continue // counted once, by the round that first added it
+		if !fresh {
+			if _, dup := seen[string(k)]; dup {
+				continue
+			}
+			seen[string(k)] = struct{}{}
+			found, err := has(l.db, k)
+			if err != nil {
+				b.Close()
+				return err
+			}
+			if found {
+				continue // counted once, by the round that first added it
+			}
 		}
 		_ = b.Set(k, seq, nil)
 		_ = b.Set(seqKey(round.Seq, it.Tenant, it.ID), nil, nil)
