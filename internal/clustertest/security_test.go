@@ -56,7 +56,7 @@ func TestCluster_NoInternalRouteOnThePublicPort(t *testing.T) {
 		resp = send(t, c, "POST", c.Coordinator.URL+"/internal/register", c.Token, forgedStatus(n.ID(), n.URL, "made-up", 1))
 		assert.Equal(t, http.StatusNotFound, resp.Status, "not even with the token: the route is not there")
 	}
-	for _, path := range []string{"/internal/counters", "/internal/count?tenant=acme&epoch=1&fence=0", "/internal/status"} {
+	for _, path := range []string{"/internal/counters", "/internal/count?tenant=acme&epoch=1&fence=0", "/internal/status", "/debug/pprof/", "/debug/pprof/heap"} {
 		resp := send(t, c, "GET", c.Coordinator.URL+path, c.Token, "")
 		assert.Equal(t, http.StatusNotFound, resp.Status, path)
 	}

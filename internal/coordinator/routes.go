@@ -30,5 +30,6 @@ func internalRoutes(logger *slog.Logger, svc *Service, cfg Config) http.Handler 
 	r.Use(httpserver.RequireToken(cfg.ClusterToken))
 	r.Post("/internal/register", handleRegister(logger, svc))
 	r.Get("/internal/counters", handleListCounters(svc, true))
+	httpserver.MountProfiler(r)
 	return r
 }

@@ -151,6 +151,8 @@ var routes = []struct{ method, path, body string }{
 	{"GET", "/internal/snapshot?since=0&upto=3", ""},
 	{"POST", "/internal/install?join=3&sync=s1", snapshot([]wire.SnapshotEntry{{Tenant: "acme", ID: "forged", Seq: 1}}, true)},
 	{"GET", "/internal/nosuchroute", ""},
+	{"GET", "/debug/pprof/", ""},
+	{"GET", "/debug/pprof/heap", ""},
 }
 
 // TestCounter_EveryRouteRequiresTheToken is the regression test of an

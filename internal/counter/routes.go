@@ -28,6 +28,7 @@ func NewServer(logger *slog.Logger, svc *Service, cfg Config) http.Handler {
 	r.Post("/internal/join", handleJoin(logger, svc))
 	r.Get("/internal/snapshot", handleSnapshot(logger, svc, cfg.SyncTimeout))
 	r.Post("/internal/install", handleInstall(logger, svc, cfg.SyncTimeout))
+	httpserver.MountProfiler(r)
 	return r
 }
 
