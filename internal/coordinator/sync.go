@@ -135,7 +135,7 @@ func (s *Service) join(ctx context.Context, id, incarnation string, gen uint64) 
 		defer cancel()
 		resp, err := s.counters.Join(cctx, id, wire.JoinRequest{
 			Epoch: pos.Epoch, ClusterID: pos.ClusterID, SyncID: syncID,
-			Last: pos.Last, Committed: pos.Committed, Stable: pos.Stable,
+			Last: pos.Last, Committed: pos.Committed, Stable: pos.Stable, Base: pos.Base,
 		})
 		if err != nil {
 			return resp, fmt.Errorf("join: %w", err)

@@ -237,3 +237,33 @@ func TestLedger_ASyncCutByACrashStillHoldsWhatItHeld(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(5), n)
 }
+
+// TestLedger_ARestartedCounterKeepsTheRoundsANewEpochResumedFrom is the
+// regression test of acknowledged items deleted from every copy (found by
+// the chaos power cuts): a coordinator restarted and resumed from round
+// 30, which every counter held; then each counter restarted, and its join
+// by the new epoch kept only its stable rows (29) and dropped round 30,
+// which nobody could send it again. A join names the round its epoch
+// resumed from; rows up to it stay.
+func TestLedger_ARestartedCounterKeepsTheRoundsANewEpochResumedFrom(t *testing.T) {
+	l := ready(t)
+	for i := 1; i <= 30; i++ {
+		commit(t, l, uint64(i), uint64(i-1), items("acme", fmt.Sprint(i))...)
+	}
+	next := wire.RoundID{Epoch: epoch + 1, Seq: 31}
+	resp, err := l.Join(wire.JoinRequest{Epoch: epoch + 1, ClusterID: "cl", SyncID: "s", Last: wire.Decision{Round: next, Commit: true},
+		Committed: next, Stable: 30, Base: rid(30)})
+	require.NoError(t, err)
+	assert.Equal(t, uint64(30), resp.Since, "round 30 is in the resumed history: only round 31 is missing")
+	assert.Len(t, ids(t, l, "acme"), 30)
+
+	// Without the base, only the stable rows could be kept.
+	l2 := ready(t)
+	for i := 1; i <= 30; i++ {
+		commit(t, l2, uint64(i), uint64(i-1), items("acme", fmt.Sprint(i))...)
+	}
+	resp, err = l2.Join(wire.JoinRequest{Epoch: epoch + 1, ClusterID: "cl", SyncID: "s", Last: wire.Decision{Round: next, Commit: true},
+		Committed: next, Stable: 30})
+	require.NoError(t, err)
+	assert.Equal(t, uint64(29), resp.Since)
+}

@@ -679,6 +679,10 @@ func (l *Ledger) Join(req wire.JoinRequest) (wire.JoinResponse, error) {
 		// Its last commit was decided by the coordinator that decided the
 		// cluster's: one coordinator, contiguous rounds, the same history.
 		keep = l.lastCommit.Seq
+	case l.mode == wire.ModeReady && l.lastCommit.Epoch == req.Base.Epoch && l.lastCommit.Seq <= req.Base.Seq:
+		// Its last commit was decided by the coordinator whose history the
+		// current one resumed from, at or before the round it resumed at.
+		keep = l.lastCommit.Seq
 	case l.mode == wire.ModeReady:
 		// Rounds of an older epoch above the stable seq may have been
 		// aborted by a restarted coordinator; stable ones never are.

@@ -54,6 +54,9 @@ type Position struct {
 	// Stable is the highest seq that every live participant of its round
 	// has committed. Reads are fenced at it.
 	Stable uint64
+	// Base is the committed round this committer started from (Run): the
+	// rounds of its epoch up to it are in the history for good.
+	Base wire.RoundID
 }
 
 // Peer is a participant of one round.
@@ -307,6 +310,7 @@ func (c *Committer) Do(ctx context.Context, fn func(ctx context.Context, pos *Po
 // requests not yet in a round get ErrStopped.
 func (c *Committer) Run(ctx context.Context, start Position) {
 	c.counts.reset(start.Stable)
+	start.Base = start.Committed
 	c.setPos(start)
 	defer c.drain()
 	work := context.WithoutCancel(ctx)

@@ -216,7 +216,7 @@ func DecodeJoin(data []byte) (JoinRequest, error) {
 		return JoinRequest{}, err
 	}
 	err := errors.Join(checkEpoch("epoch", req.Epoch), checkToken("cluster_id", req.ClusterID, true), checkToken("sync_id", req.SyncID, true),
-		req.Last.Round.check("last"), req.Committed.check("committed"), checkSeq("stable", req.Stable))
+		req.Last.Round.check("last"), req.Committed.check("committed"), checkSeq("stable", req.Stable), req.Base.check("base"))
 	if err != nil {
 		return JoinRequest{}, err
 	}

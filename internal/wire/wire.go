@@ -223,6 +223,9 @@ type JoinRequest struct {
 	// Committed is the coordinator's last committed round.
 	Committed RoundID `json:"committed"`
 	Stable    uint64  `json:"stable"`
+	// Base is the committed round the coordinator's epoch resumed from:
+	// every round of Base's epoch up to it is in the history.
+	Base RoundID `json:"base"`
 }
 
 // JoinResponse tells the coordinator what the counter still needs.
