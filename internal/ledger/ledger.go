@@ -594,7 +594,9 @@ func (l *Ledger) IDs(tenantID string) ([]string, error) {
 // cluster's data already (rounds after it were aborts, which carry none):
 // it is complete. Any other keeps the rows it can prove are in the
 // cluster's history (seq <= since: all it committed, when the same
-// coordinator epoch decided its last commit; its stable rows otherwise) and
+// coordinator epoch decided its last commit, or when its last commit is of
+// the epoch the current one resumed from, at or before req.Base; its
+// stable rows otherwise) and
 // needs a snapshot of since < seq <= req.Committed.Seq; rounds after the
 // join point reach it as a participant meanwhile. A counter that restarted
 // with its data is no exception: it needs only the rounds it missed.
