@@ -5,7 +5,7 @@ BIN := bin
 COUNTERS ?= 3
 export CGO_ENABLED := 0
 
-.PHONY: help build test race vet fmt local chaos fuzz ensure-token
+.PHONY: help build test browser-test race vet fmt local chaos fuzz ensure-token
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -15,6 +15,9 @@ build: ## build bin/coordinator and bin/counter (static binaries)
 
 test: ## run every Go test with the race detector (needs no Docker)
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+
+browser-test: ## the status page in headless Chromium against an in-process cluster (needs chromium); screenshots in artifacts/
+	REQUIRE_BROWSER=1 CGO_ENABLED=1 $(GO) test -race -count=1 -run 'TestStatusPage_InARealBrowser' -v ./internal/clustertest/
 
 vet: ## gofmt check and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -159,6 +160,33 @@ func handleOpenAPI() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
 		_, _ = w.Write(api.Spec())
+	}
+}
+
+//go:embed status.html
+var statusPage []byte
+
+// statusPolicy lets the status page run its own inline script and fetch
+// status.json, and nothing else.
+const statusPolicy = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+// handleStatusPage serves the status page, which polls status.json.
+func handleStatusPage() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Content-Security-Policy", statusPolicy)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-cache")
+		_, _ = w.Write(statusPage)
+	}
+}
+
+// handleStatus serves what the status page shows.
+func handleStatus(svc *Service) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		httpserver.WriteJSON(w, http.StatusOK, svc.Status())
 	}
 }
 

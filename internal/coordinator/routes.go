@@ -12,13 +12,16 @@ import (
 // once. No internal route is here.
 func publicRoutes(logger *slog.Logger, svc *Service, cfg Config) http.Handler {
 	r := httpserver.NewRouter(logger)
-	r.Use(httpserver.LimitInFlight(cfg.MaxInflightRequests))
+	r.Use(svc.metrics.http.Middleware("public"), httpserver.LimitInFlight(cfg.MaxInflightRequests))
 	budget := httpserver.NewBudget(cfg.MaxInflightBytes)
 	r.Post("/items", handleCreateItems(logger, svc, budget, cfg))
 	r.Get("/items/{tenantID}/count", handleGetCount(logger, svc, cfg.RequestTimeout))
 	r.Get("/counters", handleListCounters(svc, false))
 	r.Get("/health", handleHealth(svc))
 	r.Get("/openapi.yaml", handleOpenAPI())
+	r.Get("/status", handleStatusPage())
+	r.Get("/status.json", handleStatus(svc))
+	r.Handle("/metrics", httpserver.MetricsHandler(svc.metrics.reg))
 	return r
 }
 
@@ -27,9 +30,10 @@ func publicRoutes(logger *slog.Logger, svc *Service, cfg Config) http.Handler {
 // token; without it the answer is 401 and nothing runs.
 func internalRoutes(logger *slog.Logger, svc *Service, cfg Config) http.Handler {
 	r := httpserver.NewRouter(logger)
-	r.Use(httpserver.RequireToken(cfg.ClusterToken))
+	r.Use(svc.metrics.http.Middleware("internal"), httpserver.RequireToken(cfg.ClusterToken))
 	r.Post("/internal/register", handleRegister(logger, svc))
 	r.Get("/internal/counters", handleListCounters(svc, true))
+	r.Handle("/metrics", httpserver.MetricsHandler(svc.metrics.reg))
 	httpserver.MountProfiler(r)
 	return r
 }

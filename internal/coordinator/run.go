@@ -74,16 +74,18 @@ func Run(ctx context.Context, cfg Config, public, internal net.Listener, client 
 	})
 	wg.Go(func() { svc.syncLoop(loopCtx) })
 	monitor := &membership.Monitor{
-		Registry: svc.registry,
-		Prober:   counters,
-		Interval: cfg.HealthInterval,
-		Timeout:  cfg.CounterTimeout,
-		Now:      time.Now,
-		Logger:   logger,
-		Resync:   svc.resync,
-		Removed:  counters.Forget,
+		Registry:    svc.registry,
+		Prober:      counters,
+		Interval:    cfg.HealthInterval,
+		Timeout:     cfg.CounterTimeout,
+		Now:         time.Now,
+		Logger:      logger,
+		Resync:      svc.resync,
+		Removed:     counters.Forget,
+		ProbeFailed: func() { svc.metrics.probeFailures.Inc() },
 	}
 	wg.Go(func() { monitor.Run(loopCtx) })
+	wg.Go(func() { svc.metrics.run(loopCtx) })
 
 	err = serveBoth(serveCtx, cfg, netutil.LimitListener(public, cfg.MaxConnections), netutil.LimitListener(internal, cfg.MaxConnections), svc, logger)
 	stopLoops()

@@ -49,6 +49,7 @@ type Service struct {
 	counters  *remote.Counters
 	committer *twopc.Committer
 	cluster   *cluster
+	metrics   *metrics
 
 	syncs chan syncJob
 
@@ -74,7 +75,7 @@ func NewService(cfg Config, counters *remote.Counters, state *stateFile, now fun
 		cfg:        cfg,
 		logger:     logger,
 		now:        now,
-		registry:   membership.New(cfg.RecoveryTries, cfg.MaxCounters),
+		registry:   membership.New(cfg.RecoveryTries, cfg.MaxCounters, now),
 		counters:   counters,
 		syncs:      make(chan syncJob, 256),
 		syncing:    make(map[string]syncRun),
@@ -83,6 +84,7 @@ func NewService(cfg Config, counters *remote.Counters, state *stateFile, now fun
 		reported:   make(chan struct{}, 1),
 	}
 	s.cluster = &cluster{registry: s.registry, state: state, logger: logger}
+	s.metrics = newMetrics(s) // its gauges read the committer only when scraped
 	s.committer = twopc.New(twopc.Config{
 		MinLive:        cfg.MinLiveCounters,
 		MaxBatchItems:  cfg.MaxBatchItems,
@@ -93,6 +95,7 @@ func NewService(cfg Config, counters *remote.Counters, state *stateFile, now fun
 		CallTimeout:    cfg.CounterTimeout,
 		CommitAttempts: 2,
 		NewTxID:        uuid.NewString,
+		Observer:       s.metrics,
 	}, s.cluster, counters, logger)
 	return s
 }
@@ -103,7 +106,11 @@ func (s *Service) AddItems(ctx context.Context, batch wire.Batch) error {
 	if s.isRecovering() {
 		return ErrRecovering
 	}
-	return s.committer.Submit(ctx, batch)
+	if err := s.committer.Submit(ctx, batch); err != nil {
+		return err
+	}
+	s.metrics.wrote(batch.Items)
+	return nil
 }
 
 // MaxBatchBytes is the largest encoded batch a round can carry.
@@ -123,6 +130,7 @@ func (s *Service) Count(ctx context.Context, tenantID string) (int64, error) {
 	}
 	pos := s.committer.Position()
 	if n, ok := s.committer.CachedCount(tenantID, pos.Stable); ok {
+		s.metrics.read(true)
 		return n, nil
 	}
 	live := s.registry.Live()
@@ -134,6 +142,7 @@ func (s *Service) Count(ctx context.Context, tenantID string) (int64, error) {
 		cancel()
 		if err == nil {
 			s.committer.FillCount(tenantID, n, at)
+			s.metrics.read(false)
 			return n, nil
 		}
 		if ctx.Err() != nil {
@@ -225,6 +234,44 @@ func (s *Service) Counters(internal bool) wire.CountersResponse {
 			info.LastCheck = m.LastCheck.UTC().Format(time.RFC3339Nano)
 		}
 		resp.Counters = append(resp.Counters, info)
+	}
+	return resp
+}
+
+// Status is what the status page shows: the public view of the counters
+// (as GET /counters), with each one's lag and error kind, the rates of the
+// last minutes and the latest membership events.
+func (s *Service) Status() wire.StatusResponse {
+	c := s.Counters(false)
+	resp := wire.StatusResponse{
+		Now: s.now().UTC().Format(time.RFC3339Nano), Phase: "serving",
+		Epoch: c.Epoch, Last: c.Last.Seq, Stable: c.Stable,
+		Counters: make([]wire.StatusCounter, 0, len(c.Counters)),
+		Interval: SampleInterval.Seconds(),
+		History:  []wire.StatusSample{},
+		Events:   []wire.StatusEvent{},
+	}
+	if c.Recovering {
+		resp.Phase = "recovering"
+	}
+	kinds := make(map[string]string)
+	for _, m := range s.registry.List() {
+		kinds[wire.CounterName(m.ID, s.cfg.ClusterToken)] = m.ErrorKind
+	}
+	for _, info := range c.Counters {
+		sc := wire.StatusCounter{CounterInfo: info, Error: kinds[info.Name]}
+		if info.Applied < c.Stable {
+			sc.Lag = c.Stable - info.Applied
+		}
+		resp.Counters = append(resp.Counters, sc)
+	}
+	for _, h := range s.metrics.samples() {
+		resp.History = append(resp.History, wire.StatusSample{At: h.At.UTC().Format(time.RFC3339), Writes: h.Writes,
+			Items: h.Items, Reads: h.Reads, RoundItems: h.RoundItems})
+	}
+	for _, e := range s.registry.Events() {
+		resp.Events = append(resp.Events, wire.StatusEvent{At: e.At.UTC().Format(time.RFC3339Nano),
+			Counter: wire.CounterName(e.ID, s.cfg.ClusterToken), Kind: e.Kind, Detail: e.Detail})
 	}
 	return resp
 }

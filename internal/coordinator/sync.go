@@ -87,7 +87,9 @@ func (s *Service) sync(ctx context.Context, id, incarnation string, gen uint64) 
 	defer cancel()
 	logger := s.logger.With("node", id)
 	logger.Info("syncing counter", "incarnation", incarnation)
-	err := s.syncOnce(ctx, id, incarnation, gen)
+	start := s.now()
+	rows, err := s.syncOnce(ctx, id, incarnation, gen)
+	s.metrics.synced(s.now().Sub(start), rows, err)
 	if err == nil {
 		logger.Info("counter live after sync")
 		return
@@ -97,22 +99,23 @@ func (s *Service) sync(ctx context.Context, id, incarnation string, gen uint64) 
 	}
 }
 
-func (s *Service) syncOnce(ctx context.Context, id, incarnation string, gen uint64) error {
+// syncOnce joins, transfers and promotes the counter, and returns the rows
+// it sent (none when the sync failed before its transfer finished).
+func (s *Service) syncOnce(ctx context.Context, id, incarnation string, gen uint64) (rows int, err error) {
 	join, at, syncID, err := s.join(ctx, id, incarnation, gen)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	rows := 0
 	if !join.Complete {
 		if rows, err = s.transfer(ctx, id, gen, syncID, join.Since, at); err != nil {
-			return err
+			return 0, err
 		}
 		if err := s.registry.Installed(id, gen); err != nil {
-			return err
+			return rows, err
 		}
 	}
 	s.registry.SyncDone(id, gen, rows, join.Since)
-	return s.promote(ctx, id, gen)
+	return rows, s.promote(ctx, id, gen)
 }
 
 // optimisticJoins is how often a join is tried outside the committer loop

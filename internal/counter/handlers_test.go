@@ -41,7 +41,7 @@ func doAs(t *testing.T, h http.Handler, token, method, path, body string) *httpt
 }
 
 func newServer(t testing.TB) http.Handler {
-	return counter.NewServer(slog.New(slog.DiscardHandler), newService(t),
+	return counter.NewServer(slog.New(slog.DiscardHandler), newService(t), counter.NewMetrics(),
 		counter.Config{ClusterToken: testToken, MaxRoundBytes: 1 << 20, SyncTimeout: time.Minute})
 }
 
@@ -221,7 +221,7 @@ func TestCounter_MalformedRequestsAreRejectedAndChangeNothing(t *testing.T) {
 }
 
 func TestCounter_PrepareOverMaxRoundBytesIs413(t *testing.T) {
-	h := counter.NewServer(slog.New(slog.DiscardHandler), newService(t),
+	h := counter.NewServer(slog.New(slog.DiscardHandler), newService(t), counter.NewMetrics(),
 		counter.Config{ClusterToken: testToken, MaxRoundBytes: 100, SyncTimeout: time.Minute})
 	rec := do(t, h, "POST", "/internal/prepare", `{"round":{"epoch":1,"seq":1},"view":[],"items":[{"id":"`+strings.Repeat("a", 100)+`","tenant":"t"}]}`)
 	assert.Equal(t, http.StatusRequestEntityTooLarge, rec.Code)

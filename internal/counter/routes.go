@@ -11,9 +11,9 @@ import (
 // NewServer builds the counter's HTTP handler. A counter serves only the
 // internal API, and every route of it, /health included, requires the
 // cluster token: the middleware answers 401 before any route is matched.
-func NewServer(logger *slog.Logger, svc *Service, cfg Config) http.Handler {
+func NewServer(logger *slog.Logger, svc *Service, metrics *Metrics, cfg Config) http.Handler {
 	r := httpserver.NewRouter(logger)
-	r.Use(httpserver.RequireToken(cfg.ClusterToken))
+	r.Use(metrics.http.Middleware("internal"), httpserver.RequireToken(cfg.ClusterToken))
 	r.Use(refuseOtherCounters(svc.id))
 	r.Get("/health", handleHealth())
 	// Operators and tests: the counter's own view (`counter localcount`).
@@ -28,6 +28,7 @@ func NewServer(logger *slog.Logger, svc *Service, cfg Config) http.Handler {
 	r.Post("/internal/join", handleJoin(logger, svc))
 	r.Get("/internal/snapshot", handleSnapshot(logger, svc, cfg.SyncTimeout))
 	r.Post("/internal/install", handleInstall(logger, svc, cfg.SyncTimeout))
+	r.Handle("/metrics", httpserver.MetricsHandler(metrics.reg))
 	httpserver.MountProfiler(r)
 	return r
 }

@@ -36,7 +36,9 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, client *http.Client, 
 		return err
 	}
 	defer claim.Close()
-	l, err := ledger.Open(fs, dir, ledger.Options{Incarnation: incarnation, ID: cfg.NewID, NoSync: !cfg.DataFsync, Logger: logger})
+	metrics := NewMetrics()
+	l, err := ledger.Open(fs, dir, ledger.Options{Incarnation: incarnation, ID: cfg.NewID, NoSync: !cfg.DataFsync, Logger: logger,
+		ObserveSync: metrics.ObserveSync})
 	if err != nil {
 		_ = ln.Close()
 		return err
@@ -49,6 +51,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, client *http.Client, 
 	st := l.Status()
 	logger = logger.With("node", st.ID)
 	svc := NewService(l, cfg.AdvertiseURL)
+	metrics.Bind(svc, l)
 	logger.Info("counter starting", "addr", ln.Addr().String(), "url", cfg.AdvertiseURL, "incarnation", incarnation,
 		"coordinator", cfg.CoordinatorURL, "authenticated", cfg.ClusterToken != "",
 		"data", dir, "fsync", cfg.DataFsync, "mode", st.Mode, "committed", st.Committed.String(), "items", st.Items)
@@ -65,7 +68,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, client *http.Client, 
 		register(loopCtx, svc, remote.NewCoordinator(client, cfg.CoordinatorURL, cfg.ClusterToken), cfg.RegisterInterval, cfg.CoordinatorTimeout, logger)
 	})
 
-	err = httpserver.Serve(ctx, netutil.LimitListener(ln, cfg.MaxConnections), NewServer(logger, svc, cfg), httpserver.Timeouts{
+	err = httpserver.Serve(ctx, netutil.LimitListener(ln, cfg.MaxConnections), NewServer(logger, svc, metrics, cfg), httpserver.Timeouts{
 		MaxHeaderBytes: int(cfg.MaxHeaderBytes),
 		ReadHeader:     5 * time.Second,
 		Read:           cfg.HTTPTimeout, // snapshot streams extend their own (ExtendDeadlines)

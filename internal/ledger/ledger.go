@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -69,6 +70,9 @@ type Options struct {
 	// exists to measure what durability costs, never for production.
 	NoSync bool
 	Logger *slog.Logger
+	// ObserveSync, when set, is told how long each synced write took (a
+	// committed round, a join, a fence): what the disk costs a round.
+	ObserveSync func(time.Duration)
 }
 
 // Ledger is one counter's state. Its rows (every id, with the seq of the
@@ -76,8 +80,9 @@ type Options struct {
 // holds only the position, the staged round and the few committed rounds
 // not yet stable.
 type Ledger struct {
-	db     *pebble.DB
-	commit *pebble.WriteOptions // how a commit is written: synced unless NoSync
+	db          *pebble.DB
+	commit      *pebble.WriteOptions // how a commit is written: synced unless NoSync
+	observeSync func(time.Duration)
 
 	id, incarnation string
 
@@ -159,7 +164,7 @@ func Open(fs vfs.FS, dir string, opts Options) (*Ledger, error) {
 		return nil, fmt.Errorf("ledger in %s: %w", dir, err)
 	}
 	l := &Ledger{
-		db: db, commit: pebble.Sync, id: m.ID, incarnation: opts.Incarnation,
+		db: db, commit: pebble.Sync, observeSync: opts.ObserveSync, id: m.ID, incarnation: opts.Incarnation,
 		mode: m.Mode, clusterID: m.ClusterID, epoch: m.Epoch, fence: m.Fence,
 		last: m.Last, lastCommitted: m.LastCommitted, lastCommit: m.LastCommit, holds: m.Holds,
 		stableSeen: m.Stable, since: m.Since, items: m.Items, tenants: m.Tenants,
@@ -195,8 +200,12 @@ func (l *Ledger) write(b *pebble.Batch, m meta, opts *pebble.WriteOptions) error
 	if err := b.Set(metaKey, encodeMeta(m), nil); err != nil {
 		return err
 	}
+	start := time.Now()
 	if err := b.Commit(opts); err != nil {
 		return fmt.Errorf("write the ledger: %w", err)
+	}
+	if opts.Sync && l.observeSync != nil {
+		l.observeSync(time.Since(start))
 	}
 	return nil
 }

@@ -28,6 +28,8 @@ type Monitor struct {
 	Resync func(id, incarnation string)
 	// Removed, when set, is called for each counter removed from the registry.
 	Removed func(id string)
+	// ProbeFailed, when set, is called for each failed health check.
+	ProbeFailed func()
 }
 
 // Run checks all members every Interval until ctx ends.
@@ -61,6 +63,9 @@ func (m *Monitor) check(ctx context.Context, member Member) {
 		return // shutting down: not the counter's fault
 	}
 	if err != nil {
+		if m.ProbeFailed != nil {
+			m.ProbeFailed()
+		}
 		state, removed := m.Registry.ProbeFailed(member.ID, m.Now(), err)
 		switch {
 		case removed:

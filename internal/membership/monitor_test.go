@@ -37,7 +37,7 @@ func (p *fakeProber) setDown(down bool) {
 
 func TestMonitor_MarksDeadResyncsAndRemoves(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := membership.New(4, 64)
+		r := membership.New(4, 64, time.Now)
 		liveMember(t, r, "a")
 		prober := &fakeProber{}
 		var mu sync.Mutex

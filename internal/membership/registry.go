@@ -6,11 +6,16 @@
 package membership
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -44,9 +49,11 @@ type Member struct {
 	Gen      uint64
 	Applied  uint64
 	Failures int
-	// LastCheck and LastError describe the last health check.
+	// LastCheck and LastError describe the last health check; ErrorKind
+	// names LastError's kind in words that reveal no address (ErrorKind).
 	LastCheck time.Time
 	LastError string
+	ErrorKind string
 	// Synced tells whether a sync finished; SyncRows and SyncSince describe
 	// the last one: the rows it received, all with seq above SyncSince.
 	Synced    bool
@@ -54,21 +61,68 @@ type Member struct {
 	SyncSince uint64
 }
 
+// Event kinds: the transitions of a member's record.
+const (
+	EventRegistered = "registered" // a counter the registry did not know
+	EventSyncing    = "syncing"    // a known counter restarted or came back, and is resynced
+	EventSynced     = "synced"     // its sync brought it the rows it lacked
+	EventLive       = "live"       // it took part in a committed round, or was the only holder
+	EventDead       = "dead"       // it failed a call or a health check
+	EventRemoved    = "removed"    // dead for RecoveryTries more checks
+)
+
+// Event is one transition of a member's record.
+type Event struct {
+	At     time.Time
+	ID     string
+	Kind   string
+	Detail string
+}
+
+// MaxEvents is how many of the latest events the registry keeps.
+const MaxEvents = 100
+
 // Registry holds the members. It is safe for concurrent use.
 type Registry struct {
 	recoveryTries int
 	maxMembers    int
+	now           func() time.Time // stamps events only
 
 	mu      sync.Mutex
 	members map[string]*Member
 	gen     uint64
+	events  []Event // a ring of the latest MaxEvents; next is where the next goes
+	next    int
 }
 
 // New returns an empty registry that removes a dead counter after
 // recoveryTries further failed health checks, and holds at most
-// maxMembers counters.
-func New(recoveryTries, maxMembers int) *Registry {
-	return &Registry{recoveryTries: recoveryTries, maxMembers: maxMembers, members: make(map[string]*Member)}
+// maxMembers counters. now stamps its events.
+func New(recoveryTries, maxMembers int, now func() time.Time) *Registry {
+	return &Registry{recoveryTries: recoveryTries, maxMembers: maxMembers, now: now, members: make(map[string]*Member)}
+}
+
+// record adds an event; the caller holds the lock.
+func (r *Registry) record(id, kind, detail string) {
+	e := Event{At: r.now(), ID: id, Kind: kind, Detail: detail}
+	if len(r.events) < MaxEvents {
+		r.events = append(r.events, e)
+		return
+	}
+	r.events[r.next] = e
+	r.next = (r.next + 1) % MaxEvents
+}
+
+// Events returns the latest events, newest first.
+func (r *Registry) Events() []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Event, 0, len(r.events))
+	for i := range r.events {
+		// r.next is the oldest once the ring is full (0 before).
+		out = append(out, r.events[(r.next+len(r.events)-1-i)%len(r.events)])
+	}
+	return out
 }
 
 // Full reports whether the registry holds as many counters as it may.
@@ -92,9 +146,17 @@ func (r *Registry) StartSync(id, incarnation string) (gen uint64, started bool) 
 	if !ok && len(r.members) >= r.maxMembers {
 		return 0, false
 	}
-	if !ok {
+	switch {
+	case !ok:
 		m = &Member{ID: id}
 		r.members[id] = m
+		r.record(id, EventRegistered, "")
+	case m.State == Dead:
+		r.record(id, EventSyncing, "answers again")
+	case m.Incarnation != incarnation:
+		r.record(id, EventSyncing, "restarted")
+	default:
+		r.record(id, EventSyncing, "lost its data")
 	}
 	r.gen++
 	m.Incarnation = incarnation
@@ -102,7 +164,7 @@ func (r *Registry) StartSync(id, incarnation string) (gen uint64, started bool) 
 	m.Joined, m.Installed = false, false
 	m.Gen = r.gen
 	m.Failures = 0
-	m.LastError = "" // it answered: that is why it is synced
+	m.LastError, m.ErrorKind = "", "" // it answered: that is why it is synced
 	return m.Gen, true
 }
 
@@ -148,6 +210,7 @@ func (r *Registry) SyncDone(id string, gen uint64, rows int, since uint64) {
 	defer r.mu.Unlock()
 	if m, err := r.current(id, gen); err == nil {
 		m.Synced, m.SyncRows, m.SyncSince = true, rows, since
+		r.record(id, EventSynced, fmt.Sprintf("%d rows above seq %d", rows, since))
 	}
 }
 
@@ -165,6 +228,7 @@ func (r *Registry) PromoteAlone(id string, gen, committedSeq uint64) bool {
 		return false
 	}
 	m.State = Live
+	r.record(id, EventLive, "the only holder")
 	return true
 }
 
@@ -183,6 +247,7 @@ func (r *Registry) RoundDone(seq uint64, acked []string) (promoted []string) {
 		if m.State == Syncing && m.Joined && m.Installed {
 			m.State = Live
 			promoted = append(promoted, id)
+			r.record(id, EventLive, fmt.Sprintf("in round %d", seq))
 		}
 	}
 	return promoted
@@ -215,6 +280,7 @@ func (r *Registry) Fail(id string) (changed bool) {
 	}
 	m.State = Dead
 	m.Joined = false
+	r.record(id, EventDead, "failed a call")
 	return true
 }
 
@@ -227,6 +293,7 @@ func (r *Registry) FailSync(id string, gen uint64) bool {
 	}
 	m := r.members[id]
 	m.State, m.Joined = Dead, false
+	r.record(id, EventDead, "its sync failed")
 	return true
 }
 
@@ -239,14 +306,16 @@ func (r *Registry) ProbeFailed(id string, now time.Time, err error) (state State
 	if !ok {
 		return "", false
 	}
-	m.LastCheck, m.LastError = now, err.Error()
+	m.LastCheck, m.LastError, m.ErrorKind = now, err.Error(), ErrorKind(err)
 	if m.State != Dead {
 		m.State, m.Joined, m.Failures = Dead, false, 0
+		r.record(id, EventDead, "health check: "+m.ErrorKind)
 		return Dead, false
 	}
 	m.Failures++
 	if m.Failures >= r.recoveryTries {
 		delete(r.members, id)
+		r.record(id, EventRemoved, fmt.Sprintf("after %d failed checks", m.Failures))
 		return Dead, true
 	}
 	return Dead, false
@@ -263,7 +332,7 @@ func (r *Registry) ProbeOK(id string, now time.Time, incarnation string, ready b
 	if !ok {
 		return false
 	}
-	m.LastCheck, m.LastError = now, ""
+	m.LastCheck, m.LastError, m.ErrorKind = now, "", ""
 	m.Failures = 0
 	switch {
 	case m.State == Dead:
@@ -336,4 +405,29 @@ func (r *Registry) filter(keep func(*Member) bool) []Member {
 	}
 	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
 	return out
+}
+
+// ErrorKind names the kind of a failed call in words that reveal no
+// address, host or message of the peer, for the public status: an error
+// that knows its kind says it (a Kind method, as remote.Error has), else a
+// timeout, a refused or reset connection, an unknown host, or unreachable.
+func ErrorKind(err error) string {
+	var k interface{ Kind() string }
+	var dns *net.DNSError
+	var ne net.Error
+	switch {
+	case errors.As(err, &k):
+		return k.Kind()
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection reset"
+	case errors.As(err, &dns):
+		return "unknown host"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	}
+	return "unreachable"
 }

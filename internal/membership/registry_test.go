@@ -33,7 +33,7 @@ func liveMember(t *testing.T, r *membership.Registry, id string) uint64 {
 }
 
 func TestRegistry_SyncingJoinsWritesButNotReads(t *testing.T) {
-	r := membership.New(4, 64)
+	r := membership.New(4, 64, time.Now)
 	gen, ok := r.StartSync("a", "inc")
 	require.True(t, ok)
 	_, again := r.StartSync("a", "inc")
@@ -51,7 +51,7 @@ func TestRegistry_SyncingJoinsWritesButNotReads(t *testing.T) {
 }
 
 func TestRegistry_PromoteAloneOnlyWithoutLiveCounters(t *testing.T) {
-	r := membership.New(4, 64)
+	r := membership.New(4, 64, time.Now)
 	gen, _ := r.StartSync("a", "inc")
 	require.NoError(t, r.Joined("a", gen, 3, true))
 	assert.False(t, r.PromoteAlone("a", gen, 4), "it does not hold the last committed round")
@@ -63,7 +63,7 @@ func TestRegistry_PromoteAloneOnlyWithoutLiveCounters(t *testing.T) {
 }
 
 func TestRegistry_HealthChecksKillThenRemove(t *testing.T) {
-	r := membership.New(2, 64)
+	r := membership.New(2, 64, time.Now)
 	liveMember(t, r, "a")
 
 	state, removed := r.ProbeFailed("a", now, errDown)
@@ -93,7 +93,7 @@ func TestRegistry_ProbeOKTellsWhoNeedsASync(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := membership.New(4, 64)
+			r := membership.New(4, 64, time.Now)
 			liveMember(t, r, "a")
 			tt.setup(r)
 			assert.Equal(t, tt.want, r.ProbeOK("a", now, tt.incarnation, tt.ready, 1))
@@ -102,7 +102,7 @@ func TestRegistry_ProbeOKTellsWhoNeedsASync(t *testing.T) {
 }
 
 func TestRegistry_StaleSyncEventsAreIgnored(t *testing.T) {
-	r := membership.New(4, 64)
+	r := membership.New(4, 64, time.Now)
 	old, _ := r.StartSync("a", "inc-1")
 	_, _ = r.StartSync("a", "inc-2") // it restarted meanwhile
 	assert.ErrorIs(t, r.Joined("a", old, 1, true), membership.ErrStaleSync)

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/distributed-counter/distributed-counter/internal/httpserver"
@@ -30,6 +31,15 @@ type Error struct {
 
 func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %d %s: %s", e.URL, e.Status, e.Code, e.Message)
+}
+
+// Kind names the answer without the peer's address or message: its
+// status, and its code when it is one of the wire codes' shape.
+func (e *Error) Kind() string {
+	if e.Code != "" && len(e.Code) <= 32 && strings.Trim(e.Code, "abcdefghijklmnopqrstuvwxyz_") == "" {
+		return fmt.Sprintf("answered %d %s", e.Status, e.Code)
+	}
+	return fmt.Sprintf("answered %d", e.Status)
 }
 
 // Refused reports a protocol refusal (wire.IsRefusal): the peer understood

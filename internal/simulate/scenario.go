@@ -110,6 +110,8 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	r.logf("cluster: project %s, %d counters, coordinator on 127.0.0.1:%d, HEALTH_INTERVAL=%s RECOVERY_TRIES=%d",
 		cfg.Project, counters, port, healthInterval, recoveryTries)
+	r.logf("status page: http://127.0.0.1:%d/status (open it in a browser to watch the run); metrics: http://127.0.0.1:%d/metrics",
+		port, port)
 	// Leftovers of an interrupted run would make the cluster not fresh.
 	if err := r.compose.Down(ctx); err != nil {
 		return fmt.Errorf("remove leftovers of project %s: %w", cfg.Project, err)
@@ -188,6 +190,7 @@ func (r *runner) steps() []step {
 		{"start a fresh cluster", fmt.Sprintf("coordinator and %d counters running", counters), r.up},
 		{"counters registered", fmt.Sprintf("%d counters live, one per container; count of alpha is 0", counters), r.registered},
 		{"trust boundary", "only the public port is published; it serves no internal route, and GET /counters shows no internal address", r.boundary},
+		{"status page and metrics", fmt.Sprintf("GET /status is the page; GET /status.json shows %d live counters and no counter host; GET /metrics counts them live", counters), r.operations},
 		{"add items", "alpha=5 beta=3 bulk=2000: every item counted once, duplicates too", func(ctx context.Context) (string, error) {
 			return r.write(ctx,
 				append(append(items("alpha", 1, 5), items("alpha", 1, 1)...), items("beta", 1, 3)...),
@@ -393,6 +396,51 @@ func (r *runner) boundary(ctx context.Context) (string, error) {
 		}
 	}
 	return join(append(saw, "GET /counters names no counter host")...), nil
+}
+
+// operations checks the status page, its data and the public metrics.
+func (r *runner) operations(ctx context.Context) (string, error) {
+	var saw []string
+	status, page, err := r.api.Raw(ctx, http.MethodGet, "/status", nil)
+	if err != nil {
+		return "", err
+	}
+	saw = append(saw, fmt.Sprintf("GET /status: %d, %d bytes", status, len(page)))
+	if status != http.StatusOK || !strings.Contains(page, "<title>distributed-counter status</title>") {
+		return join(saw...), fmt.Errorf("GET /status answered %d without the status page", status)
+	}
+	status, body, err := r.api.Raw(ctx, http.MethodGet, "/status.json", nil)
+	if err != nil {
+		return join(saw...), err
+	}
+	var st wire.StatusResponse
+	if err := json.Unmarshal([]byte(body), &st); status != http.StatusOK || err != nil {
+		return join(saw...), fmt.Errorf("GET /status.json: %d %v: %s", status, err, body)
+	}
+	live := 0
+	for _, c := range st.Counters {
+		if c.State == "live" {
+			live++
+		}
+	}
+	saw = append(saw, fmt.Sprintf("status.json: %s, %d live, %d events", st.Phase, live, len(st.Events)))
+	if live != len(r.counter) {
+		return join(saw...), fmt.Errorf("status.json shows %d live counters, want %d", live, len(r.counter))
+	}
+	for _, c := range r.counter {
+		if strings.Contains(body, c.Hostname) {
+			return join(saw...), fmt.Errorf("status.json names counter host %s", c.Hostname)
+		}
+	}
+	status, metrics, err := r.api.Raw(ctx, http.MethodGet, "/metrics", nil)
+	if err != nil {
+		return join(saw...), err
+	}
+	want := fmt.Sprintf("dc_counters{state=\"live\"} %d", len(r.counter))
+	if status != http.StatusOK || !strings.Contains(metrics, want) {
+		return join(saw...), fmt.Errorf("GET /metrics (%d) has no %q", status, want)
+	}
+	return join(append(saw, "metrics: "+want)...), nil
 }
 
 // write adds each batch of items, then reads every tenant.

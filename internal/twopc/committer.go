@@ -42,6 +42,35 @@ var (
 	ErrRejected = errors.New("a counter rejected the round's request")
 )
 
+// Round outcomes, as an Observer hears them.
+const (
+	OutcomeCommitted = "committed" // committed on at least MinLive live counters
+	OutcomeAborted   = "aborted"   // aborted everywhere: nothing applied
+	OutcomeUnknown   = "unknown"   // decided commit, but too few live counters acknowledged it
+	OutcomeSkipped   = "skipped"   // never prepared: too few live counters, or too large
+)
+
+// RoundReport says what one round did.
+type RoundReport struct {
+	Outcome string
+	// Items and Requests are what the round carried (a barrier carries none).
+	Items, Requests int
+	// Bytes is the size of its prepare.
+	Bytes int
+	// Prepare and Commit are how long each phase took; zero for a phase
+	// the round did not reach.
+	Prepare, Commit time.Duration
+	// Disagreed: the live voters differed on how many ids the round adds.
+	Disagreed bool
+}
+
+// Observer learns what each round did, for metrics. Round is called from
+// the committer's loop once the round's requests are answered, and must
+// return quickly.
+type Observer interface {
+	Round(RoundReport)
+}
+
 // Position is where the commit order stands.
 type Position struct {
 	Epoch     uint64
@@ -134,6 +163,8 @@ type Config struct {
 	CommitAttempts int
 	// NewTxID returns a unique transaction id for each round.
 	NewTxID func() string
+	// Observer, when set, learns what each round did.
+	Observer Observer
 }
 
 type request struct {
@@ -412,18 +443,36 @@ func countLive(peers []Peer) int {
 // round runs one round for a batch of requests and answers each of them.
 func (c *Committer) round(ctx context.Context, batch []*request) {
 	batches := make([]wire.Batch, len(batch))
-	items := 0
+	items, requests := 0, 0
 	for i, r := range batch {
 		batches[i] = r.batch
 		items += r.batch.Items
+		if !r.barrier {
+			requests++
+		}
 	}
-	err := c.runRound(ctx, batches, items)
+	rep := RoundReport{Items: items, Requests: requests}
+	err := c.runRound(ctx, batches, items, &rep)
 	for _, r := range batch {
 		c.answer(r, err)
 	}
+	if c.cfg.Observer != nil {
+		switch {
+		case err == nil:
+			rep.Outcome = OutcomeCommitted
+		case errors.Is(err, ErrOutcomeUnknown):
+			rep.Outcome = OutcomeUnknown
+		case rep.Bytes == 0 || rep.Prepare == 0:
+			rep.Outcome = OutcomeSkipped
+		default:
+			rep.Outcome = OutcomeAborted
+		}
+		c.cfg.Observer.Round(rep)
+	}
 }
 
-func (c *Committer) runRound(ctx context.Context, batches []wire.Batch, items int) error {
+// runRound runs one round and fills in rep what it did.
+func (c *Committer) runRound(ctx context.Context, batches []wire.Batch, items int, rep *RoundReport) error {
 	peers := c.cluster.WriteSet()
 	need := c.cfg.MinLive
 	if items == 0 {
@@ -453,6 +502,8 @@ func (c *Committer) runRound(ctx context.Context, batches []wire.Batch, items in
 	}
 
 	// Phase one.
+	rep.Bytes = len(body)
+	start := time.Now()
 	timeout := c.callTimeout(len(body))
 	votes := make([]wire.Vote, len(peers))
 	errs := c.each(ctx, peers, func(ctx context.Context, p Peer) error {
@@ -463,6 +514,7 @@ func (c *Committer) runRound(ctx context.Context, batches []wire.Batch, items in
 		votes[i], err = c.transport.Prepare(ctx, p.ID, body)
 		return err
 	})
+	rep.Prepare = max(time.Since(start), time.Nanosecond)
 	var voters []Peer
 	var liveVotes []wire.Vote
 	var refusals, rejections []error
@@ -512,6 +564,7 @@ func (c *Committer) runRound(ctx context.Context, batches []wire.Batch, items in
 	// message still learns it.
 	c.replay.add(committedRound{clusterID: pos.ClusterID, round: id, prev: pos.Committed, body: body})
 	added, known := agree(liveVotes)
+	rep.Disagreed = !known && len(liveVotes) > 1
 	if !known {
 		logger.Error("live counters disagree on the ids this round adds: reads go to the counters", "votes", len(liveVotes))
 	}
@@ -520,6 +573,7 @@ func (c *Committer) runRound(ctx context.Context, batches []wire.Batch, items in
 	pos.Committed = id
 	c.setPos(pos)
 	commit := wire.DecisionRequest{Round: id, Stable: pos.Stable}
+	start = time.Now()
 	errs = c.each(ctx, voters, func(ctx context.Context, p Peer) error {
 		var err error
 		for range c.cfg.CommitAttempts {
@@ -534,6 +588,7 @@ func (c *Committer) runRound(ctx context.Context, batches []wire.Batch, items in
 		}
 		return err
 	})
+	rep.Commit = max(time.Since(start), time.Nanosecond)
 	var acked []Peer
 	liveAcked := 0
 	for i, err := range errs {
@@ -611,3 +666,6 @@ func isRejection(err error) bool {
 	var r interface{ Rejected() bool }
 	return errors.As(err, &r) && r.Rejected()
 }
+
+// Queued returns how many requests wait for a round.
+func (c *Committer) Queued() int { return len(c.requests) }

@@ -311,6 +311,52 @@ type CountersResponse struct {
 	Counters   []CounterInfo `json:"counters"`
 }
 
+// StatusResponse answers GET /status.json on the coordinator: what the
+// status page (GET /status) shows. Like GET /counters it names counters
+// only by their public names, and their errors only by kind.
+type StatusResponse struct {
+	Now string `json:"now"`
+	// Phase is "serving", or "recovering" while the coordinator rebuilds
+	// its commit order (it answers 503 to clients meanwhile).
+	Phase    string          `json:"phase"`
+	Epoch    uint64          `json:"epoch"`
+	Last     uint64          `json:"last"`
+	Stable   uint64          `json:"stable"`
+	Counters []StatusCounter `json:"counters"`
+	// Interval is the length of each history sample, in seconds.
+	Interval float64        `json:"interval_seconds"`
+	History  []StatusSample `json:"history"` // oldest first
+	Events   []StatusEvent  `json:"events"`  // newest first
+}
+
+// StatusCounter is one counter on the status page.
+type StatusCounter struct {
+	CounterInfo
+	// Lag is how many rounds the counter's last applied round is behind
+	// the stable watermark.
+	Lag uint64 `json:"lag"`
+	// Error names the kind of the last health check's error ("timeout",
+	// "connection refused", ...), never its address or message.
+	Error string `json:"error,omitempty"`
+}
+
+// StatusSample is the rates over one interval ending at At.
+type StatusSample struct {
+	At         string  `json:"at"`
+	Writes     float64 `json:"writes_per_s"`
+	Items      float64 `json:"items_per_s"`
+	Reads      float64 `json:"reads_per_s"`
+	RoundItems float64 `json:"round_items"`
+}
+
+// StatusEvent is one change of a counter's membership.
+type StatusEvent struct {
+	At      string `json:"at"`
+	Counter string `json:"counter"`
+	Kind    string `json:"kind"`
+	Detail  string `json:"detail,omitempty"`
+}
+
 // HealthResponse answers GET /health on the coordinator.
 type HealthResponse struct {
 	Status string `json:"status"`
