@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,7 +53,9 @@ func artifacts(t *testing.T) string {
 // TestStatusPage_InARealBrowser loads GET /status in headless Chromium
 // against an in-process cluster: the page shows three live counters, one
 // as dead once it is stopped, and live again once it is back, and it logs
-// no console error or exception. It saves a screenshot of each step.
+// no console error or exception. When the coordinator is stopped, the page
+// says it is unreachable and keeps the last data; it serves again once the
+// coordinator is back. It saves a screenshot of each step.
 func TestStatusPage_InARealBrowser(t *testing.T) {
 	exe := browser(t)
 	// A dead counter stays known (not removed) while the page polls.
@@ -75,11 +79,18 @@ func TestStatusPage_InARealBrowser(t *testing.T) {
 	// entry of that level (a failed fetch, a CSP violation) is a problem.
 	var mu sync.Mutex
 	var problems []string
+	var coordinatorStopped atomic.Bool
 	messages := chromedp.Console(ctx)
 	go func() {
 		for m, err := range messages {
 			if err != nil {
 				return // the browser has gone: the test has ended
+			}
+			// While the test has stopped the coordinator, the browser
+			// logs the polls it cannot make: those are expected.
+			refused := strings.Contains(m.Text, "net::ERR_CONNECTION_REFUSED") && strings.HasSuffix(m.URL, "/status.json")
+			if coordinatorStopped.Load() && refused {
+				continue
 			}
 			if m.IsException() || m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleWarning {
 				mu.Lock()
@@ -128,6 +139,17 @@ func TestStatusPage_InARealBrowser(t *testing.T) {
 	victim.Start(t)
 	waitFor("it live again", rows("live")+` === 3 && `+rows("dead")+` === 0`)
 	shot("status-page-back.png")
+
+	// The coordinator goes away: the page says so, and keeps the last data.
+	coordinatorStopped.Store(true)
+	c.Coordinator.Stop()
+	waitFor("the coordinator as unreachable", `document.querySelector('#phase').dataset.phase === 'unreachable' && `+
+		`!document.querySelector('#banner').hidden && document.querySelector('#main').classList.contains('stale') && `+
+		rows("live")+` === 3`)
+	shot("status-page-unreachable.png")
+	c.Coordinator.Start(t)
+	waitFor("it serving again", `document.querySelector('#phase').dataset.phase === 'serving' && `+
+		`document.querySelector('#banner').hidden && `+rows("live")+` === 3`)
 
 	mu.Lock()
 	defer mu.Unlock()
