@@ -88,8 +88,8 @@ func TestStatusPage_InARealBrowser(t *testing.T) {
 			}
 			// While the test has stopped the coordinator, the browser
 			// logs the polls it cannot make: those are expected.
-			refused := strings.Contains(m.Text, "net::ERR_CONNECTION_REFUSED") && strings.HasSuffix(m.URL, "/status.json")
-			if coordinatorStopped.Load() && refused {
+			failedPoll := strings.Contains(m.Text, "net::ERR_") && strings.HasSuffix(m.URL, "/status.json")
+			if coordinatorStopped.Load() && failedPoll {
 				continue
 			}
 			if m.IsException() || m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleWarning {

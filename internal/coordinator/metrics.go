@@ -45,10 +45,10 @@ func newMetrics(svc *Service) *metrics {
 		http: httpserver.NewHTTPMetrics(reg),
 		rounds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dc_rounds_total",
-			Help: "Two-phase commit rounds by outcome: committed, aborted (nothing applied), unknown (decided commit, too few live counters acknowledged), skipped (never prepared).",
+			Help: "Two-phase commit rounds by outcome: committed, aborted (nothing applied), unknown (decided commit, but too few live counters acknowledged it or its holders could not be recorded), skipped (never prepared: too few live counters, or too large).",
 		}, []string{"outcome"}),
 		roundItems: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "dc_round_items", Help: "Items per prepared round.", Buckets: sizeBuckets,
+			Name: "dc_round_items", Help: "Items per prepared round of client writes (barriers left out).", Buckets: sizeBuckets,
 		}),
 		roundRequests: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "dc_round_requests", Help: "Client requests merged into each prepared round (group commit).", Buckets: sizeBuckets,
@@ -60,7 +60,7 @@ func newMetrics(svc *Service) *metrics {
 		}, []string{"phase"}),
 		disagreements: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dc_vote_disagreements_total",
-			Help: "Committed rounds whose live counters reported different numbers of new ids: their replicas differ. Alert on any.",
+			Help: "Rounds decided commit whose live counters reported different numbers of new ids: their replicas differ. Alert on any.",
 		}),
 		reads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dc_reads_total",
@@ -107,6 +107,9 @@ func newMetrics(svc *Service) *metrics {
 			Name: "dc_last_round", Help: "Seq of the last resolved round.",
 		}, func() float64 { return float64(svc.committer.Position().Last.Round.Seq) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "dc_committed_round", Help: "Seq of the last round decided commit.",
+		}, func() float64 { return float64(svc.committer.Position().Committed.Seq) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "dc_stable_round", Help: "The stable watermark: the last round every live counter applied; reads see it.",
 		}, func() float64 { return float64(svc.committer.Position().Stable) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -128,8 +131,10 @@ func (m *metrics) Round(r twopc.RoundReport) {
 	if r.Outcome == twopc.OutcomeSkipped {
 		return
 	}
-	m.roundItems.Observe(float64(r.Items))
-	m.roundRequests.Observe(float64(r.Requests))
+	if r.Requests > 0 { // a barrier (a join's ordering round) carries no request
+		m.roundItems.Observe(float64(r.Items))
+		m.roundRequests.Observe(float64(r.Requests))
+	}
 	m.roundPhase.WithLabelValues("prepare").Observe(r.Prepare.Seconds())
 	if r.Commit > 0 {
 		m.roundPhase.WithLabelValues("commit").Observe(r.Commit.Seconds())

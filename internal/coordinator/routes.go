@@ -11,8 +11,8 @@ import (
 // client API, open to anyone, with at most MAX_INFLIGHT_REQUESTS served at
 // once. No internal route is here.
 func publicRoutes(logger *slog.Logger, svc *Service, cfg Config) http.Handler {
-	r := httpserver.NewRouter(logger)
-	r.Use(svc.metrics.http.Middleware("public"), httpserver.LimitInFlight(cfg.MaxInflightRequests))
+	r := httpserver.NewRouter(logger, svc.metrics.http.Middleware("public"))
+	r.Use(httpserver.LimitInFlight(cfg.MaxInflightRequests))
 	budget := httpserver.NewBudget(cfg.MaxInflightBytes)
 	r.Post("/items", handleCreateItems(logger, svc, budget, cfg))
 	r.Get("/items/{tenantID}/count", handleGetCount(logger, svc, cfg.RequestTimeout))
@@ -29,8 +29,8 @@ func publicRoutes(logger *slog.Logger, svc *Service, cfg Config) http.Handler {
 // (INTERNAL_PORT): counters only. Every request must carry the cluster
 // token; without it the answer is 401 and nothing runs.
 func internalRoutes(logger *slog.Logger, svc *Service, cfg Config) http.Handler {
-	r := httpserver.NewRouter(logger)
-	r.Use(svc.metrics.http.Middleware("internal"), httpserver.RequireToken(cfg.ClusterToken))
+	r := httpserver.NewRouter(logger, svc.metrics.http.Middleware("internal"))
+	r.Use(httpserver.RequireToken(cfg.ClusterToken))
 	r.Post("/internal/register", handleRegister(logger, svc))
 	r.Get("/internal/counters", handleListCounters(svc, true))
 	r.Handle("/metrics", httpserver.MetricsHandler(svc.metrics.reg))

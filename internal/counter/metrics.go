@@ -40,34 +40,53 @@ func NewMetrics() *Metrics {
 func (m *Metrics) ObserveSync(d time.Duration) { m.sync.Observe(d.Seconds()) }
 
 // Bind registers the series read at each scrape: the counter's position
-// from svc, and the storage engine's size and cache from l.
+// from svc, and the storage engine's size and cache from l, each read once
+// per scrape.
 func (m *Metrics) Bind(svc *Service, l *ledger.Ledger) {
-	status := func(f func(wire.Status) float64) func() float64 {
-		return func() float64 { return f(svc.Status()) }
+	m.reg.MustRegister(scraped{svc: svc, ledger: l})
+}
+
+// scraped collects the series read at each scrape.
+type scraped struct {
+	svc    *Service
+	ledger *ledger.Ledger
+}
+
+var (
+	itemsDesc      = prometheus.NewDesc("dc_counter_items", "Distinct ids held, over every tenant.", nil, nil)
+	tenantsDesc    = prometheus.NewDesc("dc_counter_tenants", "Tenants held.", nil, nil)
+	lastDesc       = prometheus.NewDesc("dc_counter_last_round", "Seq of the last round resolved here.", nil, nil)
+	stableDesc     = prometheus.NewDesc("dc_counter_stable_round", "The highest stable watermark the coordinator announced here.", nil, nil)
+	readyDesc      = prometheus.NewDesc("dc_counter_ready", "1 when the counter holds a complete copy (ready), 0 while it syncs or is new.", nil, nil)
+	diskDesc       = prometheus.NewDesc("dc_storage_disk_bytes", "Bytes the storage engine uses on disk (tables and log).", nil, nil)
+	cacheDesc      = prometheus.NewDesc("dc_storage_block_cache_bytes", "Bytes of blocks held in the storage engine's block cache.", nil, nil)
+	cacheHitsDesc  = prometheus.NewDesc("dc_storage_block_cache_hits_total", "Block cache hits.", nil, nil)
+	cacheMissDesc  = prometheus.NewDesc("dc_storage_block_cache_misses_total", "Block cache misses (blocks read from the files).", nil, nil)
+	scrapedMetrics = []*prometheus.Desc{itemsDesc, tenantsDesc, lastDesc, stableDesc, readyDesc, diskDesc, cacheDesc, cacheHitsDesc, cacheMissDesc}
+)
+
+func (s scraped) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range scrapedMetrics {
+		ch <- d
 	}
-	m.reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dc_counter_items", Help: "Distinct ids held, over every tenant."},
-			status(func(s wire.Status) float64 { return float64(s.Items) })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dc_counter_tenants", Help: "Tenants held."},
-			status(func(s wire.Status) float64 { return float64(s.Tenants) })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dc_counter_last_round", Help: "Seq of the last round resolved here."},
-			status(func(s wire.Status) float64 { return float64(s.Last.Seq) })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dc_counter_stable_round", Help: "The highest stable watermark the coordinator announced here."},
-			status(func(s wire.Status) float64 { return float64(s.Stable) })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dc_counter_ready", Help: "1 when the counter holds a complete copy (ready), 0 while it syncs or is new."},
-			status(func(s wire.Status) float64 {
-				if s.Mode == wire.ModeReady {
-					return 1
-				}
-				return 0
-			})),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dc_storage_disk_bytes", Help: "Bytes the storage engine uses on disk (tables and log)."},
-			func() float64 { return float64(l.Engine().DiskBytes) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dc_storage_block_cache_bytes", Help: "Bytes of blocks held in the storage engine's block cache."},
-			func() float64 { return float64(l.Engine().CacheBytes) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dc_storage_block_cache_hits_total", Help: "Block cache hits."},
-			func() float64 { return float64(l.Engine().CacheHits) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dc_storage_block_cache_misses_total", Help: "Block cache misses (blocks read from the files)."},
-			func() float64 { return float64(l.Engine().CacheMisses) }),
-	)
+}
+
+func (s scraped) Collect(ch chan<- prometheus.Metric) {
+	st, e := s.svc.Status(), s.ledger.Engine()
+	ready := 0.0
+	if st.Mode == wire.ModeReady {
+		ready = 1
+	}
+	gauge := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
+	}
+	gauge(itemsDesc, float64(st.Items))
+	gauge(tenantsDesc, float64(st.Tenants))
+	gauge(lastDesc, float64(st.Last.Seq))
+	gauge(stableDesc, float64(st.Stable))
+	gauge(readyDesc, ready)
+	gauge(diskDesc, float64(e.DiskBytes))
+	gauge(cacheDesc, float64(e.CacheBytes))
+	ch <- prometheus.MustNewConstMetric(cacheHitsDesc, prometheus.CounterValue, float64(e.CacheHits))
+	ch <- prometheus.MustNewConstMetric(cacheMissDesc, prometheus.CounterValue, float64(e.CacheMisses))
 }

@@ -12,8 +12,8 @@ import (
 // internal API, and every route of it, /health included, requires the
 // cluster token: the middleware answers 401 before any route is matched.
 func NewServer(logger *slog.Logger, svc *Service, metrics *Metrics, cfg Config) http.Handler {
-	r := httpserver.NewRouter(logger)
-	r.Use(metrics.http.Middleware("internal"), httpserver.RequireToken(cfg.ClusterToken))
+	r := httpserver.NewRouter(logger, metrics.http.Middleware("internal"))
+	r.Use(httpserver.RequireToken(cfg.ClusterToken))
 	r.Use(refuseOtherCounters(svc.id))
 	r.Get("/health", handleHealth())
 	// Operators and tests: the counter's own view (`counter localcount`).

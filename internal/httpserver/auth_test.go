@@ -198,3 +198,31 @@ func TestReadBodyWithin_ABodyAtTheLimitFitsABudgetOfTheLimit(t *testing.T) {
 		assert.LessOrEqual(t, taken, limit)
 	}
 }
+
+// TestReadBodyWithin_ASmallBodyTakesItsLength: an announced small body gets
+// a buffer of its length, not of budgetStep (64 KiB each was three quarters
+// of the coordinator's allocations under small writes); a body of unknown
+// length still reads whole, and an empty one takes nothing.
+func TestReadBodyWithin_ASmallBodyTakesItsLength(t *testing.T) {
+	t.Parallel()
+	body := `[{"id":"item1","tenant":"acme"}]`
+	b := httpserver.NewBudget(1 << 20)
+	req := httptest.NewRequest(http.MethodPost, "/items", strings.NewReader(body))
+	data, taken, err := httpserver.ReadBodyWithin(httptest.NewRecorder(), req, 4<<20, b)
+	require.NoError(t, err)
+	assert.Equal(t, body, string(data))
+	assert.Equal(t, int64(len(body)), taken, "it takes the announced length")
+	assert.Equal(t, len(body), cap(data))
+
+	req = httptest.NewRequest(http.MethodPost, "/items", io.NopCloser(strings.NewReader(body)))
+	req.ContentLength = -1 // chunked: unknown
+	data, _, err = httpserver.ReadBodyWithin(httptest.NewRecorder(), req, 4<<20, b)
+	require.NoError(t, err)
+	assert.Equal(t, body, string(data))
+
+	req = httptest.NewRequest(http.MethodPost, "/items", http.NoBody)
+	data, taken, err = httpserver.ReadBodyWithin(httptest.NewRecorder(), req, 4<<20, b)
+	require.NoError(t, err)
+	assert.Empty(t, data)
+	assert.Zero(t, taken)
+}

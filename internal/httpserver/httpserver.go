@@ -65,11 +65,14 @@ func RequestID(ctx context.Context) string {
 }
 
 // NewRouter returns a chi router with the shared middleware (request id,
-// escaped-path routing, request log, panic recovery) and JSON answers for
-// unknown routes and wrong methods.
-func NewRouter(logger *slog.Logger) chi.Router {
+// escaped-path routing, request log, then outer, then panic recovery) and
+// JSON answers for unknown routes and wrong methods. outer sees every
+// answer, the 500 of a recovered panic included (HTTPMetrics.Middleware).
+func NewRouter(logger *slog.Logger, outer ...func(http.Handler) http.Handler) chi.Router {
 	r := chi.NewRouter()
-	r.Use(requestID, escapedRouting, logRequests(logger), recoverPanics(logger))
+	r.Use(requestID, escapedRouting, logRequests(logger))
+	r.Use(outer...)
+	r.Use(recoverPanics(logger))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, wire.CodeNotFound, "no route for "+r.Method+" "+r.URL.Path)
 	})
@@ -178,31 +181,49 @@ const budgetStep = 64 << 10
 // also on error. A body the budget cannot hold is ErrNoBudget.
 func ReadBodyWithin(w http.ResponseWriter, r *http.Request, limit int64, b *Budget) (data []byte, taken int64, err error) {
 	body := http.MaxBytesReader(w, r.Body, limit)
+	// grow gives data n more bytes of room, taken from the budget.
+	grow := func(n int64) bool {
+		if !b.TryTake(n) {
+			return false
+		}
+		taken += n
+		bigger := make([]byte, len(data), int64(cap(data))+n)
+		copy(bigger, data)
+		data = bigger
+		return true
+	}
+	// The first buffer is budgetStep bytes, or the announced length when
+	// that is smaller: a small body allocates what it needs, not 64 KiB
+	// (which, for small writes, was three quarters of the coordinator's
+	// allocations). Past it, the buffer doubles up to limit, and only when
+	// a read shows that more bytes come.
+	first := min(int64(budgetStep), limit)
+	if r.ContentLength >= 0 && r.ContentLength < first {
+		first = r.ContentLength
+	}
 	data = []byte{}
-	var probe [1]byte // reads past a full buffer of limit bytes: EOF, or too large
+	if first > 0 && !grow(first) {
+		return nil, taken, ErrNoBudget
+	}
+	var probe [1]byte
 	for {
 		buf := data[len(data):cap(data)]
-		if len(data) == cap(data) && int64(cap(data)) < limit {
-			// Grow by doubling up to limit, taking exactly what the new
-			// buffer adds.
-			grow := min(int64(max(cap(data), budgetStep)), limit-int64(cap(data)))
-			if !b.TryTake(grow) {
-				return nil, taken, ErrNoBudget
-			}
-			taken += grow
-			bigger := make([]byte, len(data), int64(cap(data))+grow)
-			copy(bigger, data)
-			data = bigger
-			buf = data[len(data):cap(data)]
-		}
-		if len(buf) == 0 {
-			buf = probe[:]
+		full := len(buf) == 0
+		if full {
+			buf = probe[:] // is there more than the buffer holds?
 		}
 		n, err := body.Read(buf)
-		if n > 0 && len(buf) == len(probe) && &buf[0] == &probe[0] {
-			return nil, taken, fmt.Errorf("%w: limit is %d bytes", ErrTooLarge, limit)
+		if n > 0 && full {
+			if int64(cap(data)) >= limit {
+				return nil, taken, fmt.Errorf("%w: limit is %d bytes", ErrTooLarge, limit)
+			}
+			if !grow(min(int64(max(cap(data), budgetStep)), limit-int64(cap(data)))) {
+				return nil, taken, ErrNoBudget
+			}
+			data = append(data, probe[0])
+		} else {
+			data = data[:len(data)+n]
 		}
-		data = data[:len(data)+n]
 		switch {
 		case err == io.EOF:
 			return data, taken, nil

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/distributed-counter/distributed-counter/internal/httpserver"
@@ -34,9 +33,10 @@ func (e *Error) Error() string {
 }
 
 // Kind names the answer without the peer's address or message: its
-// status, and its code when it is one of the wire codes' shape.
+// status, and its code when it is one of the wire codes (a peer chooses
+// its code: any other one is not repeated).
 func (e *Error) Kind() string {
-	if e.Code != "" && len(e.Code) <= 32 && strings.Trim(e.Code, "abcdefghijklmnopqrstuvwxyz_") == "" {
+	if wire.IsKnownCode(e.Code) {
 		return fmt.Sprintf("answered %d %s", e.Status, e.Code)
 	}
 	return fmt.Sprintf("answered %d", e.Status)

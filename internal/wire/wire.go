@@ -83,6 +83,16 @@ const (
 // may belong to a counter with other data.
 const CounterIDHeader = "X-Counter-Id"
 
+// IsKnownCode reports whether code is one of the codes above.
+func IsKnownCode(code string) bool {
+	switch code {
+	case CodeInvalid, CodeTooLarge, CodeTooManyItems, CodeNotFound, CodeMethod, CodeUnavailable, CodeOverloaded,
+		CodeOutcomeUnknown, CodeTimeout, CodeInternal, CodeUnauthorized, CodeTooManyCounters:
+		return true
+	}
+	return IsRefusal(code)
+}
+
 // IsRefusal reports whether code is a protocol refusal.
 func IsRefusal(code string) bool {
 	switch code {
