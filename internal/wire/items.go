@@ -29,6 +29,15 @@ func DecodeItems(body []byte, maxItems int) ([]Item, error) {
 	if !utf8.Valid(body) {
 		return nil, errors.New("body must be valid UTF-8")
 	}
+	if items, ok := decodeItemsFast(body, maxItems); ok {
+		return items, nil
+	}
+	return decodeItemsStrict(body, maxItems)
+}
+
+// decodeItemsStrict is DecodeItems for a body of valid UTF-8 in any shape
+// JSON allows.
+func decodeItemsStrict(body []byte, maxItems int) ([]Item, error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
 		return nil, errors.New("body must be a JSON array of items, got an empty body")
