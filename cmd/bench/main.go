@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -37,15 +38,15 @@ import (
 )
 
 type config struct {
-	url               string
-	clients, batch    int
-	tenants           int
-	reads             float64
-	duration          time.Duration
-	maxRequests       int64
-	timeout           time.Duration
-	jsonOut, noVerify bool
-	quiet             bool // no progress lines
+	url                           string
+	clients, batch                int
+	tenants                       int
+	reads                         float64
+	duration                      time.Duration
+	maxRequests                   int64
+	timeout                       time.Duration
+	jsonOut, noVerify, retryAfter bool
+	quiet                         bool // no progress lines
 }
 
 // result is what one run measured.
@@ -80,6 +81,7 @@ func main() {
 	flag.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "deadline of each request")
 	flag.BoolVar(&cfg.jsonOut, "json", false, "print the result as JSON")
 	flag.BoolVar(&cfg.noVerify, "no-verify", false, "skip the count check at the end")
+	flag.BoolVar(&cfg.retryAfter, "retry-after", true, "after a 503 with Retry-After, a client waits that long (at most 10 s) before its next request")
 	suite := flag.Bool("suite", false, "run the four loads against the ceiling, bare loopback and the cluster (make bench)")
 	image := flag.String("ceiling-image", "distributed-counter/ceiling:latest", "image of the ceiling for -suite")
 	flag.Parse()
@@ -165,6 +167,15 @@ func run(ctx context.Context, cfg config) (result, error) {
 					mu.Lock()
 					errs[fmt.Sprint(resp.StatusCode)]++
 					mu.Unlock()
+					if pause := retryAfter(resp); cfg.retryAfter && pause > 0 {
+						// A well-behaved client waits as the shed answer asks.
+						t := time.NewTimer(pause)
+						select {
+						case <-lctx.Done():
+						case <-t.C:
+						}
+						t.Stop()
+					}
 					continue
 				}
 				own = append(own, took)
@@ -241,4 +252,17 @@ func count(ctx context.Context, client *http.Client, base, tenantID string) (int
 	}
 	var cr wire.CountResponse
 	return cr.Count, json.NewDecoder(resp.Body).Decode(&cr)
+}
+
+// retryAfter is the pause a shed answer asks for (Retry-After in seconds),
+// at most 10 s; zero without one.
+func retryAfter(resp *http.Response) time.Duration {
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		return 0
+	}
+	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if err != nil || secs <= 0 {
+		return 0
+	}
+	return time.Duration(min(secs, 10)) * time.Second
 }
