@@ -59,3 +59,22 @@ func BenchmarkEncodeBatch_4000Large(b *testing.B) {
 		wire.EncodeBatch(items)
 	}
 }
+
+// BenchmarkDecodePrepare_1000Small: a counter decoding a round of 1,000
+// small items, as the coordinator encodes it.
+func BenchmarkDecodePrepare_1000Small(b *testing.B) {
+	items, err := wire.DecodeItems(body(1000, 8), 10000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	prev := &wire.Decision{Round: wire.RoundID{Epoch: 7, Seq: 2, TxID: "p"}, Commit: true}
+	data := wire.EncodePrepare(wire.PrepareRequest{Round: wire.RoundID{Epoch: 7, Seq: 3, TxID: "tx"}, Stable: 2, Prev: prev,
+		View: []string{"c1", "c2", "c3"}}, []wire.Batch{wire.EncodeBatch(items)})
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := wire.DecodePrepare(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

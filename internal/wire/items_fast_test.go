@@ -75,3 +75,72 @@ func TestDecodeItemsFast_TakesTheCommonShape(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []Item{{ID: "ab", Tenant: "t"}}, items)
 }
+
+// FuzzDecodePrepareFast: whatever the fast path of DecodePrepare accepts,
+// the strict decoder accepts as the same request.
+func FuzzDecodePrepareFast(f *testing.F) {
+	enc := func(items []Item, prev *Decision, view ...string) []byte {
+		return EncodePrepare(PrepareRequest{Round: RoundID{Epoch: 7, Seq: 3, TxID: "tx"}, Stable: 2, Prev: prev, View: view},
+			[]Batch{EncodeBatch(items)})
+	}
+	f.Add(enc([]Item{{ID: "a", Tenant: "t"}, {ID: "b<&>", Tenant: "t u"}}, &Decision{Round: RoundID{Epoch: 7, Seq: 2}, Commit: true}, "c1", "c2"))
+	f.Add(enc(nil, nil))
+	f.Add(enc([]Item{{ID: "\u2028", Tenant: "é"}}, nil, "c1"))
+	f.Add([]byte(`{"round":{"epoch":1,"seq":1},"stable":0,"view":[],"items":[],"items":[{"id":"a","tenant":"t"}]}`))
+	f.Add([]byte(`{"round":{"epoch":1,"seq":1},"items":[{"id":"a","tenant":"t"}],"stable":5,"view":[]}`))
+	f.Add([]byte(`{"view":["a,\"items\":["],"round":{"epoch":1,"seq":1},"items":[{"id":"a","tenant":"t"}]}`))
+	f.Add([]byte("{\"round\":{\"epoch\":1,\"seq\":1},\"items\":[{\"id\":\"\xff\",\"tenant\":\"t\"}]}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fast, ok := decodePrepareFast(data)
+		if !ok {
+			return
+		}
+		var strict PrepareRequest
+		if err := decodeStrict(data, &strict); err != nil {
+			t.Fatalf("the fast path accepted %q, the strict decoder says %v", data, err)
+		}
+		if fast.Round != strict.Round || fast.Stable != strict.Stable || len(fast.View) != len(strict.View) ||
+			len(fast.Items) != len(strict.Items) || (fast.Prev == nil) != (strict.Prev == nil) ||
+			(fast.Prev != nil && *fast.Prev != *strict.Prev) {
+			t.Fatalf("%q: fast %+v, strict %+v", data, fast, strict)
+		}
+		for i := range fast.View {
+			if fast.View[i] != strict.View[i] {
+				t.Fatalf("%q: view %d differs", data, i)
+			}
+		}
+		for i := range fast.Items {
+			if fast.Items[i] != strict.Items[i] {
+				t.Fatalf("%q: item %d fast %+v, strict %+v", data, i, fast.Items[i], strict.Items[i])
+			}
+		}
+	})
+}
+
+// TestDecodePrepare_TakesWhatEncodePrepareWrites: a prepare as the
+// coordinator writes it goes the fast way and decodes to what was encoded.
+func TestDecodePrepare_TakesWhatEncodePrepareWrites(t *testing.T) {
+	items := []Item{{ID: "a", Tenant: "t"}, {ID: "b", Tenant: "u"}}
+	prev := &Decision{Round: RoundID{Epoch: 7, Seq: 2, TxID: "p"}, Commit: true}
+	data := EncodePrepare(PrepareRequest{Round: RoundID{Epoch: 7, Seq: 3, TxID: "tx"}, Stable: 2, Prev: prev, View: []string{"c1", "c2"}},
+		[]Batch{EncodeBatch(items[:1]), EncodeBatch(items[1:])})
+	fast, ok := decodePrepareFast(data)
+	require.True(t, ok, "%s", data)
+	req, err := DecodePrepare(data)
+	require.NoError(t, err)
+	assert.Equal(t, fast, req)
+	assert.Equal(t, items, req.Items)
+	assert.Equal(t, *prev, *req.Prev)
+	assert.Equal(t, []string{"c1", "c2"}, req.View)
+}
+
+// TestDecodeStrict_RefusesAnythingAfterTheValue: bytes after the value are
+// refused also when they are no JSON token (found by FuzzDecodePrepareFast).
+func TestDecodeStrict_RefusesAnythingAfterTheValue(t *testing.T) {
+	for _, s := range []string{`{},x`, `{}}`, `{} ,`, `{} {}`, `{} 1`} {
+		var v struct{}
+		assert.Error(t, decodeStrict([]byte(s), &v), s)
+	}
+	var v struct{}
+	assert.NoError(t, decodeStrict([]byte("{} \n"), &v))
+}
