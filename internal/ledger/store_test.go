@@ -28,8 +28,8 @@ func TestLedger_LookupsAreServedFromTheBlockCache(t *testing.T) {
 
 	// The first memtable is small and each rotation doubles the next: write
 	// (under a prefix the ledger never reads) until memtables are full size.
-	value := make([]byte, 64<<10)
-	for i := 0; i < 3*memTableBytes/len(value); i++ {
+	value := make([]byte, 256<<10)
+	for i := 0; i < 5*memTableBytes/2/len(value); i++ {
 		require.NoError(t, l.db.Set(fmt.Appendf([]byte("zfill-"), "%08d", i), value, pebble.NoSync))
 	}
 	seq := uint64(0)
