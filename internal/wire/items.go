@@ -38,7 +38,7 @@ func DecodeItems(body []byte, maxItems int) ([]Item, error) {
 // decodeItemsStrict is DecodeItems for a body of valid UTF-8 in any shape
 // JSON allows.
 func decodeItemsStrict(body []byte, maxItems int) ([]Item, error) {
-	trimmed := bytes.TrimSpace(body)
+	trimmed := bytes.Trim(body, " \t\r\n") // JSON's whitespace only
 	if len(trimmed) == 0 {
 		return nil, errors.New("body must be a JSON array of items, got an empty body")
 	}

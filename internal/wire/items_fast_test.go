@@ -21,6 +21,12 @@ func FuzzDecodeItemsFast(f *testing.F) {
 		`[{"id":"a","tenant":"t","x":1}]`, `[{"id":"a"}]`, `[{"id":1,"tenant":"t"}]`,
 		`[{"id":"a","tenant":"t"}{"id":"b","tenant":"t"}]`, `[{"id":"a",,"tenant":"t"}]`,
 		"[{\"id\":\"a\x01\",\"tenant\":\"t\"}]", `[{"i\u0064":"a","tenant":"t"}]`,
+		`[{"id":"` + strings.Repeat("x", MaxFieldBytes) + `","tenant":"t"}]`,
+		`[{"id":"` + strings.Repeat("x", MaxFieldBytes+1) + `","tenant":"t"}]`,
+		`[{"id":"a","tenant":"` + strings.Repeat("é", MaxFieldBytes/2) + `x"}]`,
+		`[{"id":"a","tenant":"t"},{"id":"b","tenant":"t"},{"id":"c","tenant":"t"}]`,
+		`[{"id":"a","tenant":"t"},{"id":"b","tenant":"t"},{"id":"c","tenant":"t"},{"id":"d","tenant":"t"}]`,
+		"\u00a0[]", "\u00a0[{\"id\":\"a\",\"tenant\":\"t\"}]",
 	} {
 		f.Add([]byte(s), 3)
 	}
@@ -71,6 +77,8 @@ func TestDecodeItemsFast_TakesTheCommonShape(t *testing.T) {
 	items, err := DecodeItems([]byte(`[{"id":"a","tenant":"t"},{"id":"b","tenant":"t"}]`), 1)
 	require.ErrorIs(t, err, ErrTooManyItems)
 	assert.Nil(t, items)
+	_, err = DecodeItems([]byte("\u00a0[]"), 1)
+	require.Error(t, err, "a no-break space is not JSON whitespace")
 	items, err = DecodeItems([]byte(`[{"id":"a\u0062","tenant":"t"}]`), 1)
 	require.NoError(t, err)
 	assert.Equal(t, []Item{{ID: "ab", Tenant: "t"}}, items)
