@@ -5,6 +5,10 @@
 #   make images   # --target coordinator and --target counter, from bin/
 #   make dev      # --target debug, from bin/debug/ (delve + unoptimised binaries)
 #
+# (make bench's yardstick has a Dockerfile of its own, cmd/ceiling/Dockerfile:
+# the classic builder builds every stage before the target, and a stage here
+# needing bin/ceiling broke `make dev` wherever make bench had not run.)
+#
 # The binaries check their own health (`<binary> healthcheck` asks
 # 127.0.0.1:$HTTP_PORT/health, a counter with its CLUSTER_TOKEN): a scratch
 # image has no shell and no curl.
@@ -32,15 +36,6 @@ USER 65532:65532
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD ["/counter", "healthcheck"]
 ENTRYPOINT ["/counter"]
-
-# ceiling is the yardstick of `make bench` (cmd/ceiling): the cheapest
-# service with the public API's shape, in the same kind of container.
-FROM scratch AS ceiling
-LABEL distributed-counter.image="ceiling"
-COPY bin/ceiling /ceiling
-USER 65532:65532
-EXPOSE 8080
-ENTRYPOINT ["/ceiling"]
 
 # debug holds delve and both binaries built with -gcflags "all=-N -l"; the
 # compose override docker-compose.dev.yml runs each service under
