@@ -55,7 +55,8 @@ func artifacts(t *testing.T) string {
 // as dead once it is stopped, and live again once it is back, and it logs
 // no console error or exception. When the coordinator is stopped, the page
 // says it is unreachable and keeps the last data; it serves again once the
-// coordinator is back. It saves a screenshot of each step.
+// coordinator is back; restarted while no counter answers, the coordinator
+// recovers, and the page says that. It saves a screenshot of each step.
 func TestStatusPage_InARealBrowser(t *testing.T) {
 	exe := browser(t)
 	// A dead counter stays known (not removed) while the page polls.
@@ -150,6 +151,23 @@ func TestStatusPage_InARealBrowser(t *testing.T) {
 	c.Coordinator.Start(t)
 	waitFor("it serving again", `document.querySelector('#phase').dataset.phase === 'serving' && `+
 		`document.querySelector('#banner').hidden && `+rows("live")+` === 3`)
+
+	// A coordinator restarted while no counter holding the data answers
+	// stays recovering (it answers 503 to clients): the page says so.
+	for _, n := range c.Counters {
+		n.Stop()
+	}
+	c.Coordinator.Stop()
+	c.Coordinator.Start(t)
+	waitFor("the coordinator recovering", `document.querySelector('#phase').dataset.phase === 'recovering' && `+
+		`!document.querySelector('#banner').hidden && /recovering/.test(document.querySelector('#banner').textContent)`)
+	shot("status-page-recovering.png")
+	for _, n := range c.Counters {
+		n.Start(t)
+	}
+	waitFor("it serving with every counter live", `document.querySelector('#phase').dataset.phase === 'serving' && `+
+		`document.querySelector('#banner').hidden && `+rows("live")+` === 3`)
+	coordinatorStopped.Store(false)
 
 	mu.Lock()
 	defer mu.Unlock()
