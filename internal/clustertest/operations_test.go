@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"testing"
 
@@ -22,19 +21,10 @@ import (
 // parses them: the exposition must parse.
 func scrape(t *testing.T, c *clustertest.Cluster, url, token string) map[string]*dto.MetricFamily {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url+"/metrics", nil)
-	require.NoError(t, err)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := c.Client.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	resp := send(t, c, http.MethodGet, url+"/metrics", token, "")
+	require.Equal(t, http.StatusOK, resp.Status, "%s", resp.Body)
 	p := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := p.TextToMetricFamilies(bytes.NewReader(body))
+	families, err := p.TextToMetricFamilies(bytes.NewReader(resp.Body))
 	require.NoError(t, err, "the exposition parses")
 	return families
 }
@@ -144,10 +134,7 @@ func TestCluster_MetricsMoveWithTheWork(t *testing.T) {
 	}
 
 	// A counter's metrics are behind the token like its other routes.
-	resp, err := c.Client.Get(c.Counters[0].URL + "/metrics")
-	require.NoError(t, err)
-	resp.Body.Close()
-	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	assert.Equal(t, http.StatusUnauthorized, send(t, c, http.MethodGet, c.Counters[0].URL+"/metrics", "", "").Status)
 
 	c.Counters[2].Stop()
 	require.Eventually(t, func() bool {
