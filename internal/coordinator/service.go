@@ -215,53 +215,55 @@ func (s *Service) Counters(internal bool) wire.CountersResponse {
 	resp := wire.CountersResponse{Epoch: pos.Epoch, Last: pos.Last.Round, Stable: pos.Stable, Recovering: s.isRecovering(),
 		Counters: []wire.CounterInfo{}}
 	for _, m := range s.registry.List() {
-		info := wire.CounterInfo{
-			Name:        wire.CounterName(m.ID, s.cfg.ClusterToken),
-			Incarnation: m.Incarnation,
-			State:       string(m.State),
-			Applied:     m.Applied,
-			Failures:    m.Failures,
-			Healthy:     m.LastError == "",
-		}
-		if internal {
-			info.ID, info.LastError = m.ID, m.LastError
-			info.URL, _ = s.counters.Address(m.ID)
-		}
-		if m.Synced {
-			info.LastSync = &wire.SyncInfo{Rows: m.SyncRows, Since: m.SyncSince}
-		}
-		if !m.LastCheck.IsZero() {
-			info.LastCheck = m.LastCheck.UTC().Format(time.RFC3339Nano)
-		}
-		resp.Counters = append(resp.Counters, info)
+		resp.Counters = append(resp.Counters, s.counterInfo(m, internal))
 	}
 	return resp
+}
+
+// counterInfo is one member as GET /counters shows it: internal adds its
+// id, address and last error.
+func (s *Service) counterInfo(m membership.Member, internal bool) wire.CounterInfo {
+	info := wire.CounterInfo{
+		Name:        wire.CounterName(m.ID, s.cfg.ClusterToken),
+		Incarnation: m.Incarnation,
+		State:       string(m.State),
+		Applied:     m.Applied,
+		Failures:    m.Failures,
+		Healthy:     m.LastError == "",
+	}
+	if internal {
+		info.ID, info.LastError = m.ID, m.LastError
+		info.URL, _ = s.counters.Address(m.ID)
+	}
+	if m.Synced {
+		info.LastSync = &wire.SyncInfo{Rows: m.SyncRows, Since: m.SyncSince}
+	}
+	if !m.LastCheck.IsZero() {
+		info.LastCheck = m.LastCheck.UTC().Format(time.RFC3339Nano)
+	}
+	return info
 }
 
 // Status is what the status page shows: the public view of the counters
 // (as GET /counters), with each one's lag and error kind, the rates of the
 // last minutes and the latest membership events.
 func (s *Service) Status() wire.StatusResponse {
-	c := s.Counters(false)
+	pos := s.committer.Position()
 	resp := wire.StatusResponse{
 		Now: s.now().UTC().Format(time.RFC3339Nano), Phase: "serving",
-		Epoch: c.Epoch, Last: c.Last.Seq, Stable: c.Stable,
-		Counters: make([]wire.StatusCounter, 0, len(c.Counters)),
+		Epoch: pos.Epoch, Last: pos.Last.Round.Seq, Stable: pos.Stable,
+		Counters: []wire.StatusCounter{},
 		Interval: SampleInterval.Seconds(),
 		History:  []wire.StatusSample{},
 		Events:   []wire.StatusEvent{},
 	}
-	if c.Recovering {
+	if s.isRecovering() {
 		resp.Phase = "recovering"
 	}
-	kinds := make(map[string]string)
 	for _, m := range s.registry.List() {
-		kinds[wire.CounterName(m.ID, s.cfg.ClusterToken)] = m.ErrorKind
-	}
-	for _, info := range c.Counters {
-		sc := wire.StatusCounter{CounterInfo: info, Error: kinds[info.Name]}
-		if info.Applied < c.Stable {
-			sc.Lag = c.Stable - info.Applied
+		sc := wire.StatusCounter{CounterInfo: s.counterInfo(m, false), Error: m.ErrorKind}
+		if m.Applied < pos.Stable {
+			sc.Lag = pos.Stable - m.Applied
 		}
 		resp.Counters = append(resp.Counters, sc)
 	}

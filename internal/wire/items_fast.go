@@ -93,8 +93,11 @@ func (p *fastParser) item() (id, tenant [2]int, ok bool) {
 	}
 	for field := 0; field < 2; field++ {
 		p.space()
-		if field == 1 && (!p.byte(',') || !p.spaced()) {
-			return none, none, false
+		if field == 1 {
+			if !p.byte(',') {
+				return none, none, false
+			}
+			p.space()
 		}
 		name, ok := p.str()
 		if !ok {
@@ -122,12 +125,6 @@ func (p *fastParser) item() (id, tenant [2]int, ok bool) {
 	}
 	p.space()
 	return id, tenant, p.byte('}')
-}
-
-// spaced skips whitespace and reports true, to chain after a byte.
-func (p *fastParser) spaced() bool {
-	p.space()
-	return true
 }
 
 // str reads a string without escapes or control characters and returns
