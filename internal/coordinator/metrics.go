@@ -16,8 +16,7 @@ import (
 // metrics is what the coordinator measures, for /metrics and the status
 // page. No series has a tenant, an id or an address as a label.
 type metrics struct {
-	reg  *prometheus.Registry
-	http *httpserver.HTTPMetrics
+	httpserver.Telemetry
 
 	rounds        *prometheus.CounterVec
 	roundItems    prometheus.Histogram
@@ -39,10 +38,8 @@ type metrics struct {
 var sizeBuckets = prometheus.ExponentialBuckets(1, 4, 9)
 
 func newMetrics(svc *Service) *metrics {
-	reg := httpserver.NewRegistry()
 	m := &metrics{
-		reg:  reg,
-		http: httpserver.NewHTTPMetrics(reg),
+		Telemetry: httpserver.NewTelemetry(),
 		rounds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dc_rounds_total",
 			Help: "Two-phase commit rounds by outcome: committed, aborted (nothing applied), unknown (decided commit, but too few live counters acknowledged it or its holders could not be recorded), skipped (never prepared: too few live counters, or too large).",
@@ -80,7 +77,7 @@ func newMetrics(svc *Service) *metrics {
 			Name: "dc_health_check_failures_total", Help: "Failed health checks of counters.",
 		}),
 	}
-	reg.MustRegister(m.rounds, m.roundItems, m.roundRequests, m.roundPhase, m.disagreements, m.reads,
+	m.Registry.MustRegister(m.rounds, m.roundItems, m.roundRequests, m.roundPhase, m.disagreements, m.reads,
 		m.syncs, m.syncDuration, m.syncRows, m.probeFailures)
 	for _, o := range []string{twopc.OutcomeCommitted, twopc.OutcomeAborted, twopc.OutcomeUnknown, twopc.OutcomeSkipped} {
 		m.rounds.WithLabelValues(o)
@@ -90,7 +87,7 @@ func newMetrics(svc *Service) *metrics {
 	m.syncs.WithLabelValues("ok")
 	m.syncs.WithLabelValues("failed")
 
-	reg.MustRegister(
+	m.Registry.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "dc_writes_total", Help: "POST /items requests acknowledged (committed on enough live counters).",
 		}, func() float64 { return float64(m.writes.Load()) }),

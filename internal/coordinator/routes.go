@@ -11,7 +11,7 @@ import (
 // client API, open to anyone, with at most MAX_INFLIGHT_REQUESTS served at
 // once. No internal route is here.
 func publicRoutes(logger *slog.Logger, svc *Service, cfg Config) http.Handler {
-	r := httpserver.NewRouter(logger, svc.metrics.http.Middleware("public"))
+	r := httpserver.NewRouter(logger, svc.metrics.HTTP.Middleware("public"))
 	r.Use(httpserver.LimitInFlight(cfg.MaxInflightRequests))
 	budget := httpserver.NewBudget(cfg.MaxInflightBytes)
 	r.Post("/items", handleCreateItems(logger, svc, budget, cfg))
@@ -21,7 +21,7 @@ func publicRoutes(logger *slog.Logger, svc *Service, cfg Config) http.Handler {
 	r.Get("/openapi.yaml", handleOpenAPI())
 	r.Get("/status", handleStatusPage())
 	r.Get("/status.json", handleStatus(svc))
-	r.Handle("/metrics", httpserver.MetricsHandler(svc.metrics.reg))
+	r.Handle("/metrics", svc.metrics.Handler())
 	return r
 }
 
@@ -29,11 +29,11 @@ func publicRoutes(logger *slog.Logger, svc *Service, cfg Config) http.Handler {
 // (INTERNAL_PORT): counters only. Every request must carry the cluster
 // token; without it the answer is 401 and nothing runs.
 func internalRoutes(logger *slog.Logger, svc *Service, cfg Config) http.Handler {
-	r := httpserver.NewRouter(logger, svc.metrics.http.Middleware("internal"))
+	r := httpserver.NewRouter(logger, svc.metrics.HTTP.Middleware("internal"))
 	r.Use(httpserver.RequireToken(cfg.ClusterToken))
 	r.Post("/internal/register", handleRegister(logger, svc))
 	r.Get("/internal/counters", handleListCounters(svc, true))
-	r.Handle("/metrics", httpserver.MetricsHandler(svc.metrics.reg))
+	r.Handle("/metrics", svc.metrics.Handler())
 	httpserver.MountProfiler(r)
 	return r
 }

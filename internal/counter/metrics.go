@@ -14,25 +14,22 @@ import (
 // (behind the cluster token like every other route). No series has a
 // tenant or an id as a label.
 type Metrics struct {
-	reg  *prometheus.Registry
-	http *httpserver.HTTPMetrics
+	httpserver.Telemetry
 	sync prometheus.Histogram
 }
 
 // NewMetrics returns the counter's metrics; Observe gives the ledger's
 // synced writes to it, and Bind its service and storage engine.
 func NewMetrics() *Metrics {
-	reg := httpserver.NewRegistry()
 	m := &Metrics{
-		reg:  reg,
-		http: httpserver.NewHTTPMetrics(reg),
+		Telemetry: httpserver.NewTelemetry(),
 		sync: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "dc_storage_sync_duration_seconds",
 			Help:    "Duration of each synced write of the ledger (a committed round, a join, a fence), fsync included.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 		}),
 	}
-	reg.MustRegister(m.sync)
+	m.Registry.MustRegister(m.sync)
 	return m
 }
 
@@ -43,7 +40,7 @@ func (m *Metrics) ObserveSync(d time.Duration) { m.sync.Observe(d.Seconds()) }
 // from svc, and the storage engine's size and cache from l, each read once
 // per scrape.
 func (m *Metrics) Bind(svc *Service, l *ledger.Ledger) {
-	m.reg.MustRegister(scraped{svc: svc, ledger: l})
+	m.Registry.MustRegister(scraped{svc: svc, ledger: l})
 }
 
 // scraped collects the series read at each scrape.

@@ -12,7 +12,7 @@ import (
 // internal API, and every route of it, /health included, requires the
 // cluster token: the middleware answers 401 before any route is matched.
 func NewServer(logger *slog.Logger, svc *Service, metrics *Metrics, cfg Config) http.Handler {
-	r := httpserver.NewRouter(logger, metrics.http.Middleware("internal"))
+	r := httpserver.NewRouter(logger, metrics.HTTP.Middleware("internal"))
 	r.Use(httpserver.RequireToken(cfg.ClusterToken))
 	r.Use(refuseOtherCounters(svc.id))
 	r.Get("/health", handleHealth())
@@ -28,7 +28,7 @@ func NewServer(logger *slog.Logger, svc *Service, metrics *Metrics, cfg Config) 
 	r.Post("/internal/join", handleJoin(logger, svc))
 	r.Get("/internal/snapshot", handleSnapshot(logger, svc, cfg.SyncTimeout))
 	r.Post("/internal/install", handleInstall(logger, svc, cfg.SyncTimeout))
-	r.Handle("/metrics", httpserver.MetricsHandler(metrics.reg))
+	r.Handle("/metrics", metrics.Handler())
 	httpserver.MountProfiler(r)
 	return r
 }

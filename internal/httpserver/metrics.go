@@ -11,12 +11,24 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// NewRegistry returns a metrics registry with the Go runtime and process
-// collectors. Each service has its own: there is no global registry.
-func NewRegistry() *prometheus.Registry {
+// Telemetry is a service's metrics: its own registry (there is no global
+// one), with the Go runtime and process collectors, and the metrics of
+// its HTTP requests.
+type Telemetry struct {
+	Registry *prometheus.Registry
+	HTTP     *HTTPMetrics
+}
+
+// NewTelemetry returns a service's registry and request metrics.
+func NewTelemetry() Telemetry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return reg
+	return Telemetry{Registry: reg, HTTP: newHTTPMetrics(reg)}
+}
+
+// Handler serves the registry in the Prometheus exposition format.
+func (t Telemetry) Handler() http.Handler {
+	return promhttp.HandlerFor(t.Registry, promhttp.HandlerOpts{Registry: t.Registry, MaxRequestsInFlight: 4})
 }
 
 // HTTPMetrics counts the requests of a service's listeners and times them.
@@ -27,8 +39,8 @@ type HTTPMetrics struct {
 	duration *prometheus.HistogramVec
 }
 
-// NewHTTPMetrics registers the request metrics in reg.
-func NewHTTPMetrics(reg prometheus.Registerer) *HTTPMetrics {
+// newHTTPMetrics registers the request metrics in reg.
+func newHTTPMetrics(reg prometheus.Registerer) *HTTPMetrics {
 	m := &HTTPMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "http_requests_total",
@@ -66,9 +78,4 @@ func (m *HTTPMetrics) Middleware(listener string) func(http.Handler) http.Handle
 			m.duration.WithLabelValues(listener, route).Observe(time.Since(start).Seconds())
 		})
 	}
-}
-
-// MetricsHandler serves reg in the Prometheus exposition format.
-func MetricsHandler(reg *prometheus.Registry) http.Handler {
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, MaxRequestsInFlight: 4})
 }
