@@ -26,10 +26,10 @@ type metrics struct {
 	reads         *prometheus.CounterVec
 	// The two series of reads, resolved once: a read is on the hot path.
 	readsFromCache, readsFromCounter prometheus.Counter
-	syncs         *prometheus.CounterVec
-	syncDuration  prometheus.Histogram
-	syncRows      prometheus.Counter
-	probeFailures prometheus.Counter
+	syncs                            *prometheus.CounterVec
+	syncDuration                     prometheus.Histogram
+	syncRows                         prometheus.Counter
+	probeFailures                    prometheus.Counter
 
 	// Totals the status page samples into rates (history).
 	writes, items, readsTotal, roundsTotal, roundItemsTotal atomic.Int64
