@@ -267,3 +267,53 @@ func TestLedger_ARestartedCounterKeepsTheRoundsANewEpochResumedFrom(t *testing.T
 	require.NoError(t, err)
 	assert.Equal(t, uint64(29), resp.Since)
 }
+
+// TestLedger_AnIDHeldIsNeverNewAgain: the lookup that tells a new id
+// from a held one is answered in memory when it can (idFilter). Whatever
+// brought the id (a round before a restart, a full snapshot after a wipe,
+// a delta snapshot), a round that repeats it must not count it again.
+func TestLedger_AnIDHeldIsNeverNewAgain(t *testing.T) {
+	held := fmt.Sprintf("%0100d", 3)
+	newOnly := func(t *testing.T, l *ledger.Ledger, seq uint64, its ...wire.Item) {
+		t.Helper()
+		vote, err := l.Prepare(wire.PrepareRequest{Round: rid(seq), Stable: seq - 1, Items: its})
+		require.NoError(t, err)
+		assert.Equal(t, map[string]int64{"acme": 1}, vote.Added, "only the new id is new")
+		require.NoError(t, l.Commit(wire.DecisionRequest{Round: rid(seq), Stable: seq - 1}))
+		n, _, err := l.LocalCount("acme")
+		require.NoError(t, err)
+		assert.Equal(t, int64(l.Status().Items), n, "the count follows the vote")
+	}
+
+	t.Run("after a restart", func(t *testing.T) {
+		l := openOn(t, crashedAfter(t, 20, ledger.Options{}), ledger.Options{Incarnation: "after"})
+		_, err := l.Join(wire.JoinRequest{Epoch: epoch, ClusterID: "cl", Last: wire.Decision{Round: rid(20), Commit: true}, Committed: rid(20), Stable: 20})
+		require.NoError(t, err)
+		newOnly(t, l, 21, items("acme", held, "new")...)
+	})
+
+	t.Run("after a full snapshot", func(t *testing.T) {
+		l := ready(t)
+		commit(t, l, 1, 0, items("acme", "old")...)
+		_, err := l.Join(wire.JoinRequest{Epoch: epoch, ClusterID: "other", SyncID: "s", Last: wire.Decision{Round: rid(5), Commit: true}, Committed: rid(5), Stable: 5})
+		require.NoError(t, err)
+		require.NoError(t, l.BeginInstall("s", 5))
+		require.NoError(t, l.Merge("s", 5, []wire.SnapshotEntry{{Tenant: "acme", ID: held, Seq: 2}}))
+		require.NoError(t, l.FinishSync("s", 5))
+		newOnly(t, l, 6, items("acme", held, "new")...)
+	})
+
+	t.Run("after a delta snapshot", func(t *testing.T) {
+		source, joiner := ready(t), ready(t)
+		commit(t, source, 1, 0, items("acme", "a")...)
+		commit(t, joiner, 1, 0, items("acme", "a")...)
+		commit(t, source, 2, 1, items("acme", held)...)
+		resp := joinFrom(t, joiner, wire.Decision{Round: rid(2), Commit: true}, rid(2), 2)
+		require.False(t, resp.Complete)
+		rows, err := source.Snapshot(resp.Since, 2)
+		require.NoError(t, err)
+		require.NoError(t, joiner.Merge("", 2, rows))
+		require.NoError(t, joiner.FinishSync("", 2))
+		newOnly(t, joiner, 3, items("acme", held, "new")...)
+	})
+}

@@ -81,6 +81,7 @@ type Options struct {
 // not yet stable.
 type Ledger struct {
 	db          *pebble.DB
+	ids         *idFilter            // which id keys may be on disk: most lookups end here
 	commit      *pebble.WriteOptions // how a commit is written: synced unless NoSync
 	observeSync func(time.Duration)
 
@@ -171,6 +172,10 @@ func Open(fs vfs.FS, dir string, opts Options) (*Ledger, error) {
 	}
 	if opts.NoSync {
 		l.commit = pebble.NoSync
+	}
+	if l.ids, err = loadIDFilter(db, m.Items); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("ledger in %s: %w", dir, err)
 	}
 	if err := l.rebuildPending(); err != nil {
 		_ = db.Close()
@@ -340,7 +345,7 @@ func (l *Ledger) added(items []wire.Item) (wire.Vote, []wire.Item, error) {
 			continue
 		}
 		seen[string(k)] = struct{}{}
-		found, err := has(l.db, k)
+		found, err := l.holdsID(k)
 		if err != nil {
 			return wire.Vote{}, nil, err
 		}
@@ -439,7 +444,7 @@ func (l *Ledger) apply(round wire.RoundID, items []wire.Item, fresh bool) error 
 				continue
 			}
 			seen[string(k)] = struct{}{}
-			found, err := has(l.db, k)
+			found, err := l.holdsID(k)
 			if err != nil {
 				b.Close()
 				return err
@@ -448,6 +453,7 @@ func (l *Ledger) apply(round wire.RoundID, items []wire.Item, fresh bool) error 
 				continue // counted once, by the round that first added it
 			}
 		}
+		l.ids.add(k)
 		_ = b.Set(k, seq, nil)
 		_ = b.Set(seqKey(round.Seq, it.Tenant, it.ID), nil, nil)
 		added[it.Tenant]++
@@ -727,6 +733,9 @@ func (l *Ledger) Join(req wire.JoinRequest) (wire.JoinResponse, error) {
 	}
 	l.pending, l.visibleAt = nil, keep
 	l.items, l.tenants = items, tenants
+	if keep == 0 {
+		l.ids.reset() // no id key is left on disk
+	}
 	l.lastCommit, l.holds, l.stableSeen = req.Committed, m.Holds, m.Stable
 	l.joined = wire.JoinResponse{Incarnation: l.incarnation, Since: keep}
 	l.startSession(req, m)
@@ -816,7 +825,9 @@ func (l *Ledger) Merge(syncID string, joinSeq uint64, rows []wire.SnapshotEntry)
 		b := l.db.NewBatch()
 		defer b.Close()
 		for _, r := range rows {
-			_ = b.Set(idKey(r.Tenant, r.ID), encodeUint(r.Seq), nil)
+			k := idKey(r.Tenant, r.ID)
+			l.ids.add(k)
+			_ = b.Set(k, encodeUint(r.Seq), nil)
 			_ = b.Set(seqKey(r.Seq, r.Tenant, r.ID), nil, nil)
 		}
 		if err := b.Commit(pebble.NoSync); err != nil {
@@ -834,7 +845,7 @@ func (l *Ledger) Merge(syncID string, joinSeq uint64, rows []wire.SnapshotEntry)
 	for _, r := range rows {
 		k := idKey(r.Tenant, r.ID)
 		seq, found := inBatch[string(k)]
-		if !found {
+		if !found && l.ids.mayContain(k) {
 			var err error
 			if seq, found, err = getUint(l.db, k); err != nil {
 				b.Close()
@@ -850,6 +861,7 @@ func (l *Ledger) Merge(syncID string, joinSeq uint64, rows []wire.SnapshotEntry)
 			added[r.Tenant]++
 			n++
 		}
+		l.ids.add(k)
 		_ = b.Set(k, encodeUint(r.Seq), nil)
 		_ = b.Set(seqKey(r.Seq, r.Tenant, r.ID), nil, nil)
 		inBatch[string(k)] = r.Seq
