@@ -165,10 +165,11 @@ simulate: images ## run the failure scenario on a fresh 3-counter cluster and ch
 
 BENCH_CLIENTS ?= 64
 BENCH_DURATION ?= 10s
-bench: up ## measure the cluster of make up against the ceiling a Compose service can reach (BENCH_CLIENTS, BENCH_DURATION, BENCH_FLAGS)
+BENCH_REPEAT ?= 3
+bench: up ## measure the cluster of make up against the ceiling a Compose service can reach (BENCH_CLIENTS, BENCH_DURATION, BENCH_REPEAT, BENCH_FLAGS)
 	$(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/ ./cmd/bench ./cmd/ceiling
 	docker build -f cmd/ceiling/Dockerfile -t $(IMAGE)/ceiling:latest .
-	$(BIN)/bench -suite -url http://127.0.0.1:$(D_HTTP_PORT) -ceiling-image $(IMAGE)/ceiling:latest -c $(BENCH_CLIENTS) -d $(BENCH_DURATION) $(BENCH_FLAGS)
+	$(BIN)/bench -suite -url http://127.0.0.1:$(D_HTTP_PORT) -ceiling-image $(IMAGE)/ceiling:latest -c $(BENCH_CLIENTS) -d $(BENCH_DURATION) -repeat $(BENCH_REPEAT) $(BENCH_FLAGS)
 
 crash-test: images ## kill every container of a fresh cluster at once (SIGKILL) under writes; check every acknowledged item survives, then down and up
 	$(GO) build -o $(BIN)/ ./cmd/simulate

@@ -53,6 +53,7 @@ type config struct {
 type result struct {
 	Load        string         `json:"load,omitempty"`
 	Target      string         `json:"target,omitempty"`
+	Pass        int            `json:"pass,omitempty"`
 	Ratio       float64        `json:"ratio_to_ceiling,omitempty"`
 	Clients     int            `json:"clients"`
 	Batch       int            `json:"batch"`
@@ -84,15 +85,16 @@ func main() {
 	flag.BoolVar(&cfg.retryAfter, "retry-after", true, "after a 503 with Retry-After, a client waits that long (at most 10 s) before its next request")
 	suite := flag.Bool("suite", false, "run the four loads against the ceiling, bare loopback and the cluster (make bench)")
 	image := flag.String("ceiling-image", "distributed-counter/ceiling:latest", "image of the ceiling for -suite")
+	repeat := flag.Int("repeat", 1, "with -suite: passes of the ceiling and the cluster per load, and a median ratio")
 	flag.Parse()
-	if cfg.clients < 1 || cfg.batch < 1 || cfg.tenants < 1 || cfg.reads < 0 || cfg.reads > 1 || cfg.duration <= 0 {
-		fmt.Fprintln(os.Stderr, "bench: -c, -batch and -tenants must be at least 1, -reads in 0..1, -d positive")
+	if cfg.clients < 1 || cfg.batch < 1 || cfg.tenants < 1 || cfg.reads < 0 || cfg.reads > 1 || cfg.duration <= 0 || *repeat < 1 || *repeat > 20 {
+		fmt.Fprintln(os.Stderr, "bench: -c, -batch and -tenants must be at least 1, -reads in 0..1, -d positive, -repeat in 1..20")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *suite {
-		if err := runSuite(ctx, cfg, *image); err != nil {
+		if err := runSuite(ctx, cfg, *image, *repeat); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}

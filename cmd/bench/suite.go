@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,8 +32,13 @@ var loads = []load{
 }
 
 // runSuite runs every load against the ceiling container, bare loopback
-// and the cluster at cfg.url, and prints the table (or JSON lines).
-func runSuite(ctx context.Context, cfg config, image string) error {
+// and the cluster at cfg.url, and prints the table (or JSON lines). With
+// repeat > 1 each load alternates the ceiling and the cluster that many
+// times (bare loopback once), each cluster figure is taken against the
+// ceiling's just before it, and a last line gives the median ratio: the
+// host's speed drifts by tens of percent within minutes here, and a pair
+// of neighbouring runs shares most of that drift.
+func runSuite(ctx context.Context, cfg config, image string, repeat int) error {
 	bare, stopBare, err := serveBare()
 	if err != nil {
 		return err
@@ -43,46 +49,73 @@ func runSuite(ctx context.Context, cfg config, image string) error {
 		return err
 	}
 	defer stopContainer()
-	fmt.Fprintf(os.Stderr, "ceiling container on %s, bare loopback on %s, cluster on %s; %d clients, %s per load and target\n",
-		container, bare, cfg.url, cfg.clients, cfg.duration)
-	targets := []struct{ name, url string }{{"ceiling", container}, {"bare loopback", bare}, {"cluster", cfg.url}}
+	fmt.Fprintf(os.Stderr, "ceiling container on %s, bare loopback on %s, cluster on %s; %d clients, %s per load and target, %d pass(es)\n",
+		container, bare, cfg.url, cfg.clients, cfg.duration, repeat)
 	if !cfg.jsonOut {
 		fmt.Printf("%-31s %-14s %9s %10s %8s %8s %8s %8s %7s  %s\n", "load", "target", "req/s", "items/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "ratio", "errors")
 	}
 	var failed []error
 	for _, l := range loads {
-		var ceilingRate float64
-		for _, tg := range targets {
-			c := cfg
-			c.url, c.batch, c.reads, c.quiet = tg.url, l.batch, l.reads, true
-			c.noVerify = cfg.noVerify || tg.name != "cluster"
-			res, err := run(ctx, c)
-			res.Load, res.Target = l.name, tg.name
-			rate := res.ItemsSec
-			if l.reads > 0 {
-				rate = res.RequestsSec
+		var ratios []float64
+		for pass := 1; pass <= repeat; pass++ {
+			targets := []struct{ name, url string }{{"ceiling", container}, {"bare loopback", bare}, {"cluster", cfg.url}}
+			if pass > 1 {
+				targets = slices.Delete(targets, 1, 2)
 			}
-			if tg.name == "ceiling" {
-				ceilingRate = rate
+			var ceilingRate float64
+			for _, tg := range targets {
+				c := cfg
+				c.url, c.batch, c.reads, c.quiet = tg.url, l.batch, l.reads, true
+				c.noVerify = cfg.noVerify || tg.name != "cluster"
+				res, err := run(ctx, c)
+				res.Load, res.Target, res.Pass = l.name, tg.name, pass
+				rate := res.ItemsSec
+				if l.reads > 0 {
+					rate = res.RequestsSec
+				}
+				if tg.name == "ceiling" {
+					ceilingRate = rate
+				}
+				if ceilingRate > 0 {
+					res.Ratio = rate / ceilingRate
+				}
+				if tg.name == "cluster" {
+					ratios = append(ratios, res.Ratio)
+				}
+				if err != nil {
+					failed = append(failed, fmt.Errorf("%s on %s: %w", l.name, tg.name, err))
+				}
+				if cfg.jsonOut {
+					_ = json.NewEncoder(os.Stdout).Encode(res)
+				} else {
+					fmt.Printf("%-31s %-14s %9.0f %10.0f %8.1f %8.1f %8.1f %8.1f %6.2fx  %v %s\n", l.name, tg.name, res.RequestsSec, res.ItemsSec,
+						res.P50ms, res.P90ms, res.P99ms, res.MaxMs, res.Ratio, res.Errors, verified(res))
+				}
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
 			}
-			if ceilingRate > 0 {
-				res.Ratio = rate / ceilingRate
-			}
-			if err != nil {
-				failed = append(failed, fmt.Errorf("%s on %s: %w", l.name, tg.name, err))
-			}
+		}
+		if repeat > 1 {
+			m := median(ratios)
 			if cfg.jsonOut {
-				_ = json.NewEncoder(os.Stdout).Encode(res)
-				continue
-			}
-			fmt.Printf("%-31s %-14s %9.0f %10.0f %8.1f %8.1f %8.1f %8.1f %6.2fx  %v %s\n", l.name, tg.name, res.RequestsSec, res.ItemsSec,
-				res.P50ms, res.P90ms, res.P99ms, res.MaxMs, res.Ratio, res.Errors, verified(res))
-			if ctx.Err() != nil {
-				return ctx.Err()
+				_ = json.NewEncoder(os.Stdout).Encode(map[string]any{"load": l.name, "target": "cluster", "median_ratio_to_ceiling": m, "passes": repeat})
+			} else {
+				fmt.Printf("%-31s %-14s %66.2fx  (median of %d passes)\n", l.name, "cluster", m, repeat)
 			}
 		}
 	}
 	return errors.Join(failed...)
+}
+
+// median of xs (not empty), which it sorts.
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	n := len(xs)
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	return (xs[n/2-1] + xs[n/2]) / 2
 }
 
 func verified(r result) string {
