@@ -1,7 +1,12 @@
 package ledger
 
 import (
+	"context"
 	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -9,8 +14,10 @@ import (
 // idFilter answers, in memory, "may this id key be on disk?" for every id
 // key the ledger holds, so that the lookup telling a new id from a known
 // one, which almost always finds a new id, is not an engine read. A "no"
-// is exact: every id key written since Open, and every one on disk at
-// Open, was added. A "maybe" is wrong for about 0.1% of absent keys
+// is exact once the filter is complete: every id key written since Open
+// was added as it was written, and every one on disk at Open by a scan
+// that runs in the background (about 4 s at 10 M ids: a restarted counter
+// does not wait for it; until it ends every lookup reads the engine). A "maybe" is wrong for about 0.1% of absent keys
 // (measured by TestIDFilter_FewFalsePositives) and is settled by reading
 // the engine. Keys deleted from the engine stay in the filter: that costs
 // a read, never a wrong answer.
@@ -30,7 +37,9 @@ import (
 // 14.5 to 6.4 µs of CPU per id with this filter.
 type idFilter struct {
 	seed  maphash.Seed
-	parts []*bloomPart
+	parts []*bloomPart // changed only under the ledger's lock
+	// complete is set once every id key on disk at Open has been added.
+	complete atomic.Bool
 }
 
 // minFilterCapacity is the capacity of the first filter of a small ledger.
@@ -40,10 +49,13 @@ const minFilterCapacity = 1 << 20
 // blocks of 256 give a false-positive rate near 0.1% when full.
 const bitsPerKey = 16
 
+// bloomPart is one filter of the chain. Its bits are set and read
+// atomically: while the scan of Open fills the first part, the ledger
+// adds the keys it writes to it too.
 type bloomPart struct {
 	blocks   [][8]uint32
 	capacity int
-	n        int
+	n        int // keys added by the ledger, and those the scan was expected to add
 }
 
 // salts are the odd multipliers of the split-block bloom filter
@@ -64,42 +76,49 @@ func (p *bloomPart) block(h uint64) *[8]uint32 {
 	return &p.blocks[(h>>32)*uint64(len(p.blocks))>>32]
 }
 
-func (p *bloomPart) add(h uint64) {
+func (p *bloomPart) set(h uint64) {
 	b, x := p.block(h), uint32(h)
 	for i, s := range salts {
-		b[i] |= 1 << ((x * s) >> 27)
+		atomic.OrUint32(&b[i], 1<<((x*s)>>27))
 	}
-	p.n++
 }
 
 func (p *bloomPart) mayContain(h uint64) bool {
 	b, x := p.block(h), uint32(h)
 	for i, s := range salts {
-		if b[i]&(1<<((x*s)>>27)) == 0 {
+		if atomic.LoadUint32(&b[i])&(1<<((x*s)>>27)) == 0 {
 			return false
 		}
 	}
 	return true
 }
 
-// newIDFilter returns an empty filter sized for about expected keys.
-func newIDFilter(expected int) *idFilter {
-	return &idFilter{seed: maphash.MakeSeed(), parts: []*bloomPart{newBloomPart(max(minFilterCapacity, 2*expected))}}
+// newIDFilter returns an empty filter sized for about expected keys;
+// complete says that the engine holds no id key, so it is complete as it
+// is. Otherwise a scan must fill it (scanIDs).
+func newIDFilter(expected int, complete bool) *idFilter {
+	p := newBloomPart(max(minFilterCapacity, 2*expected))
+	p.n = expected
+	f := &idFilter{seed: maphash.MakeSeed(), parts: []*bloomPart{p}}
+	f.complete.Store(complete)
+	return f
 }
 
 func (f *idFilter) hash(key []byte) uint64 { return maphash.Bytes(f.seed, key) }
 
-// add records that key may be on disk from now on.
+// add records that key may be on disk from now on. Under the ledger's lock.
 func (f *idFilter) add(key []byte) {
 	last := f.parts[len(f.parts)-1]
 	if last.n >= last.capacity {
 		last = newBloomPart(2 * last.capacity)
 		f.parts = append(f.parts, last)
 	}
-	last.add(f.hash(key))
+	last.set(f.hash(key))
+	last.n++
 }
 
-// mayContain is false only if key was never added.
+// mayContain is false only if key was never added. Under the ledger's
+// lock, and meaningful only once the filter is complete.
 func (f *idFilter) mayContain(key []byte) bool {
 	h := f.hash(key)
 	for _, p := range f.parts {
@@ -110,9 +129,6 @@ func (f *idFilter) mayContain(key []byte) bool {
 	return false
 }
 
-// reset forgets every key: only when the engine holds no id key at all.
-func (f *idFilter) reset() { *f = *newIDFilter(0) }
-
 // bytes is the filter's memory.
 func (f *idFilter) bytes() int {
 	n := 0
@@ -122,25 +138,66 @@ func (f *idFilter) bytes() int {
 	return n
 }
 
-// loadIDFilter builds the filter of the id keys in db, sized for about
-// expected of them.
-func loadIDFilter(db *pebble.DB, expected int) (*idFilter, error) {
-	f := newIDFilter(expected)
+// filterScan fills a filter with the id keys on disk at Open, in the
+// background; Close stops it.
+type filterScan struct {
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+}
+
+// scanIDs starts adding every id key of db to f (its first part), and
+// marks f complete when it has. A scan that fails leaves f incomplete:
+// lookups go on reading the engine.
+func scanIDs(db *pebble.DB, f *idFilter, logger *slog.Logger) *filterScan {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &filterScan{cancel: cancel}
+	first := f.parts[0]
+	s.done.Go(func() {
+		start := time.Now()
+		n, err := scanInto(ctx, db, f, first)
+		if err != nil {
+			if ctx.Err() == nil {
+				logger.Error("filter of the ids held not built: every lookup reads the engine", "err", err)
+			}
+			return
+		}
+		f.complete.Store(true)
+		logger.Info("filter of the ids held built", "ids", n, "bytes", f.bytes(), "duration", time.Since(start))
+	})
+	return s
+}
+
+func scanInto(ctx context.Context, db *pebble.DB, f *idFilter, p *bloomPart) (n int, err error) {
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixID}, UpperBound: []byte{prefixID + 1}})
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	for it.First(); it.Valid(); it.Next() {
-		f.add(it.Key())
+		p.set(f.hash(it.Key()))
+		if n++; n%4096 == 0 && ctx.Err() != nil {
+			_ = it.Close()
+			return n, ctx.Err()
+		}
 	}
-	return f, it.Close()
+	return n, it.Close()
+}
+
+// stop ends the scan and waits for it.
+func (s *filterScan) stop() {
+	s.cancel()
+	s.done.Wait()
 }
 
 // holdsID reports whether the id key k is on disk, reading the engine
 // only when the filter cannot say no.
 func (l *Ledger) holdsID(k []byte) (bool, error) {
-	if !l.ids.mayContain(k) {
+	if !l.mayHoldID(k) {
 		return false, nil
 	}
 	return has(l.db, k)
+}
+
+// mayHoldID is false only when the id key k is certainly not on disk.
+func (l *Ledger) mayHoldID(k []byte) bool {
+	return !l.ids.complete.Load() || l.ids.mayContain(k)
 }

@@ -3,20 +3,31 @@ package ledger
 import (
 	"fmt"
 	"testing"
+	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/distributed-counter/distributed-counter/internal/wire"
 )
+
+// smallFilter is a complete filter whose first part holds capacity keys.
+func smallFilter(capacity int) *idFilter {
+	f := newIDFilter(0, true)
+	f.parts = []*bloomPart{newBloomPart(capacity)}
+	return f
+}
 
 // TestIDFilter_NoFalseNegatives: every key added is reported as maybe
 // held, also after the filter grew past its first capacity.
 func TestIDFilter_NoFalseNegatives(t *testing.T) {
-	f := newIDFilter(0)
-	n := 3 * minFilterCapacity
+	f := smallFilter(10_000)
+	n := 30_000
 	for i := 0; i < n; i++ {
 		f.add(idKey("t", fmt.Sprint(i)))
 	}
-	require.Len(t, f.parts, 2, "the first filter holds 2x what it was sized for, the next one the rest")
+	require.Len(t, f.parts, 2, "the first filter holds 10,000 keys, the next one twice as many")
 	for i := 0; i < n; i++ {
 		if !f.mayContain(idKey("t", fmt.Sprint(i))) {
 			t.Fatalf("key %d added but reported absent", i)
@@ -29,11 +40,11 @@ func TestIDFilter_NoFalseNegatives(t *testing.T) {
 // stays in memory. A filter that mapped every key to one block, or set
 // too few bits, says "maybe" for most.
 func TestIDFilter_FewFalsePositives(t *testing.T) {
-	f := newIDFilter(0)
-	for i := 0; i < minFilterCapacity; i++ {
+	const capacity, probes = 100_000, 100_000
+	f := smallFilter(capacity)
+	for i := 0; i < capacity; i++ {
 		f.add(idKey("tenant", fmt.Sprintf("held-%d", i)))
 	}
-	const probes = 200_000
 	fp := 0
 	for i := 0; i < probes; i++ {
 		if f.mayContain(idKey("tenant", fmt.Sprintf("new-%d", i))) {
@@ -45,12 +56,59 @@ func TestIDFilter_FewFalsePositives(t *testing.T) {
 	assert.Less(t, rate, 0.005)
 }
 
-// TestIDFilter_ResetForgets: after a reset nothing is reported held.
-func TestIDFilter_ResetForgets(t *testing.T) {
-	f := newIDFilter(0)
-	k := idKey("t", "a")
-	f.add(k)
-	require.True(t, f.mayContain(k))
-	f.reset()
-	assert.False(t, f.mayContain(k))
+// TestLedger_TheScanOfOpenFillsTheFilter: a ledger opened on data first
+// reads the engine for every lookup; once its background scan ends, the
+// filter holds every id on disk, and new ids are told apart in memory.
+func TestLedger_TheScanOfOpenFillsTheFilter(t *testing.T) {
+	fs := vfs.NewMem()
+	l, err := Open(fs, "data", Options{ID: "c1", Incarnation: "i1"})
+	require.NoError(t, err)
+	_, err = l.Join(wire.JoinRequest{Epoch: 1, ClusterID: "cl"})
+	require.NoError(t, err)
+	held := make([]wire.Item, 5000)
+	for i := range held {
+		held[i] = wire.Item{Tenant: fmt.Sprintf("t%d", i%7), ID: fmt.Sprintf("held-%d", i)}
+	}
+	r := wire.RoundID{Epoch: 1, Seq: 1}
+	_, err = l.Prepare(wire.PrepareRequest{Round: r, Items: held})
+	require.NoError(t, err)
+	require.NoError(t, l.Commit(wire.DecisionRequest{Round: r}))
+	require.NoError(t, l.Close())
+
+	l, err = Open(fs, "data", Options{Incarnation: "i2"})
+	require.NoError(t, err)
+	defer func() { assert.NoError(t, l.Close()) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !l.ids.complete.Load() {
+		require.True(t, time.Now().Before(deadline), "the scan did not finish")
+		time.Sleep(time.Millisecond) // polling the background scan
+	}
+	for _, it := range held {
+		require.True(t, l.mayHoldID(idKey(it.Tenant, it.ID)), "an id held at Open is in the filter")
+	}
+	assert.False(t, l.mayHoldID(idKey("t1", "never-written")), "an id never written is not, with this key")
+}
+
+// TestLedger_CloseStopsTheScan: Close waits for the scan, which must not
+// read a closed engine (that panics), also when it is cut short.
+func TestLedger_CloseStopsTheScan(t *testing.T) {
+	fs := vfs.NewMem()
+	l, err := Open(fs, "data", Options{ID: "c1", Incarnation: "i1", NoSync: true})
+	require.NoError(t, err)
+	_, err = l.Join(wire.JoinRequest{Epoch: 1, ClusterID: "cl"})
+	require.NoError(t, err)
+	its := make([]wire.Item, 50_000)
+	for i := range its {
+		its[i] = wire.Item{Tenant: "t", ID: fmt.Sprint(i)}
+	}
+	r := wire.RoundID{Epoch: 1, Seq: 1}
+	_, err = l.Prepare(wire.PrepareRequest{Round: r, Items: its})
+	require.NoError(t, err)
+	require.NoError(t, l.Commit(wire.DecisionRequest{Round: r}))
+	require.NoError(t, l.Close())
+	for range 5 {
+		l, err = Open(fs, "data", Options{Incarnation: "again"})
+		require.NoError(t, err)
+		require.NoError(t, l.Close())
+	}
 }

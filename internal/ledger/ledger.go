@@ -82,6 +82,7 @@ type Options struct {
 type Ledger struct {
 	db          *pebble.DB
 	ids         *idFilter            // which id keys may be on disk: most lookups end here
+	scan        *filterScan          // fills ids with what was on disk at Open; nil when nothing was
 	commit      *pebble.WriteOptions // how a commit is written: synced unless NoSync
 	observeSync func(time.Duration)
 
@@ -173,19 +174,24 @@ func Open(fs vfs.FS, dir string, opts Options) (*Ledger, error) {
 	if opts.NoSync {
 		l.commit = pebble.NoSync
 	}
-	if l.ids, err = loadIDFilter(db, m.Items); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("ledger in %s: %w", dir, err)
-	}
 	if err := l.rebuildPending(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("ledger in %s: %w", dir, err)
 	}
+	// Sized by the count on disk, but filled by a scan whatever the count
+	// says: a sync cut by a crash leaves ids it has not counted yet.
+	l.ids = newIDFilter(m.Items, false)
+	l.scan = scanIDs(db, l.ids, logger)
 	return l, nil
 }
 
-// Close closes the ledger's files.
-func (l *Ledger) Close() error { return l.db.Close() }
+// Close stops the ledger's background work and closes its files.
+func (l *Ledger) Close() error {
+	if l.scan != nil {
+		l.scan.stop()
+	}
+	return l.db.Close()
+}
 
 // ID is the ledger's identity, kept in its data directory.
 func (l *Ledger) ID() string { return l.id }
@@ -734,7 +740,7 @@ func (l *Ledger) Join(req wire.JoinRequest) (wire.JoinResponse, error) {
 	l.pending, l.visibleAt = nil, keep
 	l.items, l.tenants = items, tenants
 	if keep == 0 {
-		l.ids.reset() // no id key is left on disk
+		l.ids = newIDFilter(0, true) // no id key is left on disk
 	}
 	l.lastCommit, l.holds, l.stableSeen = req.Committed, m.Holds, m.Stable
 	l.joined = wire.JoinResponse{Incarnation: l.incarnation, Since: keep}
@@ -845,7 +851,7 @@ func (l *Ledger) Merge(syncID string, joinSeq uint64, rows []wire.SnapshotEntry)
 	for _, r := range rows {
 		k := idKey(r.Tenant, r.ID)
 		seq, found := inBatch[string(k)]
-		if !found && l.ids.mayContain(k) {
+		if !found && l.mayHoldID(k) {
 			var err error
 			if seq, found, err = getUint(l.db, k); err != nil {
 				b.Close()
