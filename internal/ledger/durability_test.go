@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/stretchr/testify/assert"
@@ -289,6 +290,13 @@ func TestLedger_AnIDHeldIsNeverNewAgain(t *testing.T) {
 		l := openOn(t, crashedAfter(t, 20, ledger.Options{}), ledger.Options{Incarnation: "after"})
 		_, err := l.Join(wire.JoinRequest{Epoch: epoch, ClusterID: "cl", Last: wire.Decision{Round: rid(20), Commit: true}, Committed: rid(20), Stable: 20})
 		require.NoError(t, err)
+		// The filter is filled in the background: the lookups below must
+		// be the filter's, not the engine's it falls back to meanwhile.
+		deadline := time.Now().Add(10 * time.Second)
+		for !ledger.FilterComplete(l) {
+			require.True(t, time.Now().Before(deadline), "the scan of Open did not finish")
+			time.Sleep(time.Millisecond) // polling the background scan
+		}
 		newOnly(t, l, 21, items("acme", held, "new")...)
 	})
 

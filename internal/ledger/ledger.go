@@ -82,7 +82,7 @@ type Options struct {
 type Ledger struct {
 	db          *pebble.DB
 	ids         *idFilter            // which id keys may be on disk: most lookups end here
-	scan        *filterScan          // fills ids with what was on disk at Open; nil when nothing was
+	scan        *filterScan          // fills ids with what was on disk at Open; nil for a new directory
 	commit      *pebble.WriteOptions // how a commit is written: synced unless NoSync
 	observeSync func(time.Duration)
 
@@ -178,10 +178,14 @@ func Open(fs vfs.FS, dir string, opts Options) (*Ledger, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("ledger in %s: %w", dir, err)
 	}
-	// Sized by the count on disk, but filled by a scan whatever the count
-	// says: a sync cut by a crash leaves ids it has not counted yet.
-	l.ids = newIDFilter(m.Items, false)
-	l.scan = scanIDs(db, l.ids, logger)
+	if found {
+		// Sized by the count on disk, but filled by a scan whatever the
+		// count says: a sync cut by a crash leaves ids it has not counted.
+		l.ids = newIDFilter(m.Items, false)
+		l.scan = scanIDs(db, l.ids, logger)
+	} else {
+		l.ids = newIDFilter(0, true) // a new data directory holds no id
+	}
 	return l, nil
 }
 
@@ -740,7 +744,13 @@ func (l *Ledger) Join(req wire.JoinRequest) (wire.JoinResponse, error) {
 	l.pending, l.visibleAt = nil, keep
 	l.items, l.tenants = items, tenants
 	if keep == 0 {
-		l.ids = newIDFilter(0, true) // no id key is left on disk
+		// No id key is left on disk: an empty filter is complete, and a
+		// scan of the old one has nothing left to do.
+		if l.scan != nil {
+			l.scan.stop()
+			l.scan = nil
+		}
+		l.ids = newIDFilter(0, true)
 	}
 	l.lastCommit, l.holds, l.stableSeen = req.Committed, m.Holds, m.Stable
 	l.joined = wire.JoinResponse{Incarnation: l.incarnation, Since: keep}

@@ -193,14 +193,15 @@ const (
 	memTableBytes = 32 << 20
 )
 
-// l0Files is how many sstables level 0 (the flushed memtables) collects
-// before they are compacted into the next level; it stops writes at 4x
-// that. Ids arrive in random order, so every flush overlaps all of the
-// next level, which each compaction rewrites: collecting 16 flushes
-// rather than Pebble's default 4 rewrites it less often (go test -bench
-// Ledger_Load -benchtime 2000x: 6.4 → 5.1-5.4 µs of CPU per id at 2 M
-// ids; the engine's write amplification 2.6 → 2.0). The price, more files
-// for a lookup to check, is paid by few lookups: idFilter answers most.
+// l0Files is how many sublevels level 0 (the flushed memtables: about one
+// sublevel per flush here, as random ids make every flush overlap the
+// last) collects before it is compacted into the next level; writes stop
+// at 4x that (Pebble's defaults: 4 and 12). Every flush overlaps all of
+// the next level, which each compaction rewrites: collecting 16 flushes
+// rather than 4 rewrites it less often (go test -bench Ledger_Load
+// -benchtime 2000x: 6.4 → 5.1-5.4 µs of CPU per id at 2 M ids; the
+// engine's write amplification 2.6 → 2.0). The price, more sublevels for
+// a lookup to check, is paid by few lookups: idFilter answers most.
 const l0Files = 16
 
 // openDB opens (or creates) the Pebble database in dir on fs.
