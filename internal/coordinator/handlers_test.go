@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -44,4 +45,18 @@ func TestCreateItems_ABodyThatStopsTellsNoAddress(t *testing.T) {
 	assert.Contains(t, rec.Body.String(), wire.CodeTimeout)
 	assert.NotContains(t, rec.Body.String(), "10.", "no address")
 	assert.False(t, strings.Contains(rec.Body.String(), "tcp"))
+}
+
+// TestWriteCount_IsWhatWriteJSONWrites: the reads' own writer answers the
+// same bytes and headers as the generic one, for any count.
+func TestWriteCount_IsWhatWriteJSONWrites(t *testing.T) {
+	for _, n := range []int64{0, 1, 42, 1 << 40, math.MaxInt64, -1} {
+		want := httptest.NewRecorder()
+		httpserver.WriteJSON(want, http.StatusOK, wire.CountResponse{Count: n})
+		got := httptest.NewRecorder()
+		writeCount(got, n)
+		assert.Equal(t, want.Code, got.Code)
+		assert.Equal(t, want.Header(), got.Header())
+		assert.Equal(t, want.Body.String(), got.Body.String(), "count %d", n)
+	}
 }

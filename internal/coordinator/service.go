@@ -116,6 +116,20 @@ func (s *Service) AddItems(ctx context.Context, batch wire.Batch) error {
 // MaxBatchBytes is the largest encoded batch a round can carry.
 func (s *Service) MaxBatchBytes() int { return s.committer.MaxBatchBytes() }
 
+// CachedCount is Count when the committer's count cache holds the tenant
+// at or above the published stable seq: the same answer, with no call.
+// ok is false while recovering, and on a miss.
+func (s *Service) CachedCount(tenantID string) (int64, bool) {
+	if s.isRecovering() {
+		return 0, false
+	}
+	n, ok := s.committer.CachedCount(tenantID, s.committer.Position().Stable)
+	if ok {
+		s.metrics.read(true)
+	}
+	return n, ok
+}
+
 // Count reads a tenant's count, fenced at the stable watermark taken when
 // the read begins: the answer reflects every write acknowledged before.
 // The committer's count cache answers when it holds the tenant (it is
@@ -125,14 +139,13 @@ func (s *Service) MaxBatchBytes() int { return s.committer.MaxBatchBytes() }
 // later epoch) is marked dead and another one is tried. A counter that
 // rejects the request itself stays live: that is not its failure.
 func (s *Service) Count(ctx context.Context, tenantID string) (int64, error) {
+	if n, ok := s.CachedCount(tenantID); ok {
+		return n, nil
+	}
 	if s.isRecovering() {
 		return 0, ErrRecovering
 	}
 	pos := s.committer.Position()
-	if n, ok := s.committer.CachedCount(tenantID, pos.Stable); ok {
-		s.metrics.read(true)
-		return n, nil
-	}
 	live := s.registry.Live()
 	rand.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
 	var errs []error
