@@ -265,7 +265,7 @@ func (c *Cluster) newNode(t T, name string, listeners int, run func(ctx context.
 	t.Helper()
 	n := &Node{Name: name, cut: &cutSwitch{}}
 	for range listeners {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := listenFree()
 		if err != nil {
 			t.Fatalf("listen for %s: %v", name, err)
 		}
@@ -319,7 +319,14 @@ func (n *Node) Start(t T) {
 	exited := make(chan struct{})
 	d := disk{fs: n.fs, id: n.id}
 	go func() {
-		done <- n.run(ctx, lns, d)
+		err := n.run(ctx, lns, d)
+		// A process that returned before serving (a coordinator that could
+		// not read its state) never closed its listeners: the next start
+		// could not bind them again.
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+		done <- err
 		close(exited)
 	}()
 	n.cancel, n.done, n.exited = cancel, done, exited
