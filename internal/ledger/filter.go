@@ -30,7 +30,8 @@ import (
 // capacity of the one before: a filter sized for the ids at Open goes on
 // working as the ledger grows, without a rebuild. Its memory is 2 bytes
 // per id of capacity; Open sizes the first filter for twice the ids held
-// (at least 1 M), so a counter opened with 10 M ids uses 40 MB for it.
+// (at least 1 M), so a counter opened with 10 M ids uses 40 MB for it. It
+// never takes more than maxFilterBytes: past that it is dropped.
 //
 // The engine's own bloom filters answer the same question for its
 // sstables, but only after a search of each memtable's skiplist: under
@@ -38,11 +39,20 @@ import (
 // go test -bench Ledger_Load -benchtime 2000x (2 M random ids) went from
 // 14.5 to 6.4 µs of CPU per id with this filter.
 type idFilter struct {
-	seed  maphash.Seed
-	parts []*bloomPart // changed only under the ledger's lock
+	seed     maphash.Seed
+	parts    []*bloomPart // changed only under the ledger's lock
+	maxBytes int          // the most the parts may take; see maxFilterBytes
 	// complete is set once every id key on disk at Open has been added.
 	complete atomic.Bool
+	// dropped is set when the ids outgrew maxBytes: from then on the
+	// filter is not kept, and every lookup reads the engine again.
+	dropped atomic.Bool
 }
+
+// maxFilterBytes bounds a filter's memory: 256 MB holds about 134 M ids.
+// A counter that holds more reads the engine for every lookup, as it did
+// before the filter, rather than grow its memory with its data.
+const maxFilterBytes = 256 << 20
 
 // minFilterCapacity is the capacity of the first filter of a small ledger.
 const minFilterCapacity = 1 << 20
@@ -99,28 +109,62 @@ func (p *bloomPart) mayContain(h uint64) bool {
 // complete says that the engine holds no id key, so it is complete as it
 // is. Otherwise a scan must fill it (scanIDs).
 func newIDFilter(expected int, complete bool) *idFilter {
-	p := newBloomPart(max(minFilterCapacity, 2*expected))
-	p.n = expected
-	f := &idFilter{seed: maphash.MakeSeed(), parts: []*bloomPart{p}}
+	return newCappedIDFilter(expected, complete, maxFilterBytes)
+}
+
+// newCappedIDFilter is newIDFilter with parts of at most maxBytes in all:
+// a filter that cannot hold twice the ids expected, or at least them, is
+// dropped from the start.
+func newCappedIDFilter(expected int, complete bool, maxBytes int) *idFilter {
+	f := &idFilter{seed: maphash.MakeSeed(), maxBytes: maxBytes}
 	f.complete.Store(complete)
+	capacity := max(minFilterCapacity, 2*expected)
+	if partBytes(capacity) > maxBytes {
+		capacity = maxBytes * 8 / bitsPerKey
+	}
+	if capacity < expected || partBytes(capacity) > maxBytes {
+		f.dropped.Store(true)
+		return f
+	}
+	p := newBloomPart(capacity)
+	p.n = expected
+	f.parts = []*bloomPart{p}
 	return f
 }
 
+// partBytes is the memory of a part of the given capacity.
+func partBytes(capacity int) int { return 32 * max(1, capacity*bitsPerKey/256) }
+
+// usable reports whether the filter's "no" may be trusted: it holds every
+// id on disk, and was not dropped.
+func (f *idFilter) usable() bool { return f.complete.Load() && !f.dropped.Load() }
+
 func (f *idFilter) hash(key []byte) uint64 { return maphash.Bytes(f.seed, key) }
 
-// add records that key may be on disk from now on. Under the ledger's lock.
-func (f *idFilter) add(key []byte) {
+// add records that key may be on disk from now on. Under the ledger's
+// lock. It reports true when the filter was dropped by this key: the next
+// part would take it past maxBytes.
+func (f *idFilter) add(key []byte) (dropped bool) {
+	if f.dropped.Load() {
+		return false
+	}
 	last := f.parts[len(f.parts)-1]
 	if last.n >= last.capacity {
+		if f.bytes()+partBytes(2*last.capacity) > f.maxBytes {
+			f.dropped.Store(true)
+			f.parts = nil // the scan, if it still runs, holds only the first part
+			return true
+		}
 		last = newBloomPart(2 * last.capacity)
 		f.parts = append(f.parts, last)
 	}
 	last.set(f.hash(key))
 	last.n++
+	return false
 }
 
 // mayContain is false only if key was never added. Under the ledger's
-// lock, and meaningful only once the filter is complete.
+// lock, and meaningful only while the filter is usable.
 func (f *idFilter) mayContain(key []byte) bool {
 	h := f.hash(key)
 	for _, p := range f.parts {
@@ -149,10 +193,14 @@ type filterScan struct {
 
 // scanIDs starts adding every id key of db to f (its first part), and
 // marks f complete when it has. A scan that fails leaves f incomplete:
-// lookups go on reading the engine.
+// lookups go on reading the engine. A dropped filter is not scanned.
 func scanIDs(db *pebble.DB, f *idFilter, logger *slog.Logger) *filterScan {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &filterScan{cancel: cancel}
+	if f.dropped.Load() {
+		logger.Warn("too many ids for the filter of the ids held: every lookup reads the engine", "max_bytes", f.maxBytes)
+		return s
+	}
 	first := f.parts[0]
 	s.done.Go(func() {
 		start := time.Now()
@@ -203,5 +251,12 @@ func (l *Ledger) holdsID(k []byte) (bool, error) {
 
 // mayHoldID is false only when the id key k is certainly not on disk.
 func (l *Ledger) mayHoldID(k []byte) bool {
-	return !l.ids.complete.Load() || l.ids.mayContain(k)
+	return !l.ids.usable() || l.ids.mayContain(k)
+}
+
+// addID records in the filter that the id key k may be on disk from now on.
+func (l *Ledger) addID(k []byte) {
+	if l.ids.add(k) {
+		l.logger.Warn("too many ids for the filter of the ids held: every lookup reads the engine from now on", "max_bytes", l.ids.maxBytes)
+	}
 }

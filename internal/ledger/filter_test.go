@@ -112,3 +112,53 @@ func TestLedger_CloseStopsTheScan(t *testing.T) {
 		require.NoError(t, l.Close())
 	}
 }
+
+// TestIDFilter_OutgrownIsDroppedNotWrong: a filter that would pass its
+// memory bound stops being used, rather than grow with the data or answer
+// "not held" for ids it could not record.
+func TestIDFilter_OutgrownIsDroppedNotWrong(t *testing.T) {
+	f := newCappedIDFilter(0, true, partBytes(10_000)+partBytes(20_000))
+	f.parts = []*bloomPart{newBloomPart(10_000)}
+	require.True(t, f.usable())
+	recorded := 0
+	for !f.add(idKey("t", fmt.Sprint(recorded))) {
+		recorded++
+		require.Less(t, recorded, 100_000, "the filter never reached its bound")
+	}
+	assert.Equal(t, 30_000, recorded, "parts of 10,000 and 20,000 ids, then no room for 40,000")
+	assert.False(t, f.usable(), "a dropped filter is not trusted")
+	assert.Zero(t, f.bytes(), "and its memory is released")
+	f.complete.Store(true) // a scan ending afterwards does not make it usable again
+	assert.False(t, f.usable())
+
+	assert.True(t, newCappedIDFilter(10*minFilterCapacity, false, partBytes(minFilterCapacity)).dropped.Load(),
+		"more ids at Open than the bound holds: dropped from the start")
+	small := newCappedIDFilter(minFilterCapacity, false, 3*partBytes(minFilterCapacity)/2)
+	assert.False(t, small.dropped.Load(), "sized to the bound when twice the ids do not fit")
+}
+
+// TestLedger_ADroppedFilterReadsTheEngine: with the filter dropped, a held
+// id is still found (by the engine) and not counted again.
+func TestLedger_ADroppedFilterReadsTheEngine(t *testing.T) {
+	l, err := Open(vfs.NewMem(), "data", Options{ID: "c1", Incarnation: "i1"})
+	require.NoError(t, err)
+	defer func() { assert.NoError(t, l.Close()) }()
+	_, err = l.Join(wire.JoinRequest{Epoch: 1, ClusterID: "cl"})
+	require.NoError(t, err)
+	round := func(seq uint64, ids ...string) wire.Vote {
+		its := make([]wire.Item, len(ids))
+		for i, id := range ids {
+			its[i] = wire.Item{Tenant: "t", ID: id}
+		}
+		r := wire.RoundID{Epoch: 1, Seq: seq}
+		vote, err := l.Prepare(wire.PrepareRequest{Round: r, Stable: seq - 1, Items: its})
+		require.NoError(t, err)
+		require.NoError(t, l.Commit(wire.DecisionRequest{Round: r, Stable: seq - 1}))
+		return vote
+	}
+	round(1, "a")
+	l.ids.dropped.Store(true)
+	l.ids.parts = nil
+	round(2, "b") // added while dropped: only the engine knows it
+	assert.Equal(t, map[string]int64{"t": 1}, round(3, "a", "b", "c").Added, "only c is new")
+}

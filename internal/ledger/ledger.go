@@ -84,6 +84,7 @@ type Ledger struct {
 	ids         *idFilter            // which id keys may be on disk: most lookups end here
 	scan        *filterScan          // fills ids with what was on disk at Open; nil for a new directory
 	commit      *pebble.WriteOptions // how a commit is written: synced unless NoSync
+	logger      *slog.Logger
 	observeSync func(time.Duration)
 
 	id, incarnation string
@@ -166,7 +167,7 @@ func Open(fs vfs.FS, dir string, opts Options) (*Ledger, error) {
 		return nil, fmt.Errorf("ledger in %s: %w", dir, err)
 	}
 	l := &Ledger{
-		db: db, commit: pebble.Sync, observeSync: opts.ObserveSync, id: m.ID, incarnation: opts.Incarnation,
+		db: db, commit: pebble.Sync, logger: logger, observeSync: opts.ObserveSync, id: m.ID, incarnation: opts.Incarnation,
 		mode: m.Mode, clusterID: m.ClusterID, epoch: m.Epoch, fence: m.Fence,
 		last: m.Last, lastCommitted: m.LastCommitted, lastCommit: m.LastCommit, holds: m.Holds,
 		stableSeen: m.Stable, since: m.Since, items: m.Items, tenants: m.Tenants,
@@ -463,7 +464,7 @@ func (l *Ledger) apply(round wire.RoundID, items []wire.Item, fresh bool) error 
 				continue // counted once, by the round that first added it
 			}
 		}
-		l.ids.add(k)
+		l.addID(k)
 		_ = b.Set(k, seq, nil)
 		_ = b.Set(seqKey(round.Seq, it.Tenant, it.ID), nil, nil)
 		added[it.Tenant]++
@@ -842,7 +843,7 @@ func (l *Ledger) Merge(syncID string, joinSeq uint64, rows []wire.SnapshotEntry)
 		defer b.Close()
 		for _, r := range rows {
 			k := idKey(r.Tenant, r.ID)
-			l.ids.add(k)
+			l.addID(k)
 			_ = b.Set(k, encodeUint(r.Seq), nil)
 			_ = b.Set(seqKey(r.Seq, r.Tenant, r.ID), nil, nil)
 		}
@@ -877,7 +878,7 @@ func (l *Ledger) Merge(syncID string, joinSeq uint64, rows []wire.SnapshotEntry)
 			added[r.Tenant]++
 			n++
 		}
-		l.ids.add(k)
+		l.addID(k)
 		_ = b.Set(k, encodeUint(r.Seq), nil)
 		_ = b.Set(seqKey(r.Seq, r.Tenant, r.ID), nil, nil)
 		inBatch[string(k)] = r.Seq
