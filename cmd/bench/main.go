@@ -47,6 +47,7 @@ type config struct {
 	timeout                       time.Duration
 	jsonOut, noVerify, retryAfter bool
 	quiet                         bool // no progress lines
+	cpu                           bool // measure the host's CPU per process during the load
 }
 
 // result is what one run measured.
@@ -68,6 +69,7 @@ type result struct {
 	MaxMs       float64        `json:"max_ms"`
 	Errors      map[string]int `json:"errors"`
 	Verified    string         `json:"verified"`
+	CPU         *CPUUse        `json:"cpu,omitempty"`
 }
 
 func main() {
@@ -82,6 +84,7 @@ func main() {
 	flag.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "deadline of each request")
 	flag.BoolVar(&cfg.jsonOut, "json", false, "print the result as JSON")
 	flag.BoolVar(&cfg.noVerify, "no-verify", false, "skip the count check at the end")
+	flag.BoolVar(&cfg.cpu, "cpu", true, "print the CPU-seconds each process of the host used during the load (from /proc, Linux only)")
 	flag.BoolVar(&cfg.retryAfter, "retry-after", true, "after a 503 with Retry-After, a client waits that long (at most 10 s) before its next request")
 	suite := flag.Bool("suite", false, "run the four loads against the ceiling, bare loopback and the cluster (make bench)")
 	image := flag.String("ceiling-image", "distributed-counter/ceiling:latest", "image of the ceiling for -suite")
@@ -106,6 +109,9 @@ func main() {
 	} else {
 		fmt.Printf("clients=%d batch=%d reads=%.2f: %d requests in %.1fs: %.0f req/s, %.0f items/s; p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms; errors %v; %s\n",
 			res.Clients, res.Batch, res.ReadShare, res.Requests, res.Seconds, res.RequestsSec, res.ItemsSec, res.P50ms, res.P90ms, res.P99ms, res.MaxMs, res.Errors, res.Verified)
+		if res.CPU != nil {
+			fmt.Println(res.CPU)
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -129,6 +135,10 @@ func run(ctx context.Context, cfg config) (result, error) {
 	)
 	lctx, cancel := context.WithTimeout(ctx, cfg.duration)
 	defer cancel()
+	cpuBefore, cpuOK := cpuSample{}, false
+	if cfg.cpu {
+		cpuBefore, cpuOK = sampleCPU()
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range cfg.clients {
@@ -209,6 +219,11 @@ func run(ctx context.Context, cfg config) (result, error) {
 	}
 	progress.Stop()
 	elapsed := time.Since(start).Seconds()
+	var cpu *CPUUse
+	if cpuAfter, ok := sampleCPU(); cpuOK && ok {
+		u := cpuAfter.since(cpuBefore)
+		cpu = &u
+	}
 	slices.Sort(latencies)
 	pct := func(p float64) float64 {
 		if len(latencies) == 0 {
@@ -218,7 +233,7 @@ func run(ctx context.Context, cfg config) (result, error) {
 	}
 	res := result{Clients: cfg.clients, Batch: cfg.batch, ReadShare: cfg.reads, Seconds: elapsed, Requests: int64(len(latencies)),
 		RequestsSec: float64(len(latencies)) / elapsed, ItemsSec: float64(itemsDone.Load()) / elapsed,
-		P50ms: pct(0.5), P90ms: pct(0.9), P99ms: pct(0.99), MaxMs: pct(1), Errors: errs, Verified: "not checked"}
+		P50ms: pct(0.5), P90ms: pct(0.9), P99ms: pct(0.99), MaxMs: pct(1), Errors: errs, Verified: "not checked", CPU: cpu}
 	if cfg.noVerify || cfg.reads == 1 {
 		return res, nil
 	}
