@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -104,7 +105,7 @@ func (u CPUUse) String() string {
 		names = append(names, n)
 	}
 	slices.SortFunc(names, func(a, b string) int {
-		if c := -cmpFloat(u.ByProcess[a], u.ByProcess[b]); c != 0 {
+		if c := cmp.Compare(u.ByProcess[b], u.ByProcess[a]); c != 0 {
 			return c
 		}
 		return strings.Compare(a, b)
@@ -116,14 +117,4 @@ func (u CPUUse) String() string {
 	}
 	fmt.Fprintf(&sb, " idle %.1f", u.IdleSeconds)
 	return sb.String()
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

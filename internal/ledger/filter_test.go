@@ -69,10 +69,7 @@ func TestLedger_TheScanOfOpenFillsTheFilter(t *testing.T) {
 	for i := range held {
 		held[i] = wire.Item{Tenant: fmt.Sprintf("t%d", i%7), ID: fmt.Sprintf("held-%d", i)}
 	}
-	r := wire.RoundID{Epoch: 1, Seq: 1}
-	_, err = l.Prepare(wire.PrepareRequest{Round: r, Items: held})
-	require.NoError(t, err)
-	require.NoError(t, l.Commit(wire.DecisionRequest{Round: r}))
+	commitRound(t, l, 1, held)
 	require.NoError(t, l.Close())
 
 	l, err = Open(fs, "data", Options{Incarnation: "i2"})
@@ -101,10 +98,7 @@ func TestLedger_CloseStopsTheScan(t *testing.T) {
 	for i := range its {
 		its[i] = wire.Item{Tenant: "t", ID: fmt.Sprint(i)}
 	}
-	r := wire.RoundID{Epoch: 1, Seq: 1}
-	_, err = l.Prepare(wire.PrepareRequest{Round: r, Items: its})
-	require.NoError(t, err)
-	require.NoError(t, l.Commit(wire.DecisionRequest{Round: r}))
+	commitRound(t, l, 1, its)
 	require.NoError(t, l.Close())
 	for range 5 {
 		l, err = Open(fs, "data", Options{Incarnation: "again"})
@@ -145,20 +139,29 @@ func TestLedger_ADroppedFilterReadsTheEngine(t *testing.T) {
 	defer func() { assert.NoError(t, l.Close()) }()
 	_, err = l.Join(wire.JoinRequest{Epoch: 1, ClusterID: "cl"})
 	require.NoError(t, err)
-	round := func(seq uint64, ids ...string) wire.Vote {
-		its := make([]wire.Item, len(ids))
-		for i, id := range ids {
-			its[i] = wire.Item{Tenant: "t", ID: id}
-		}
-		r := wire.RoundID{Epoch: 1, Seq: seq}
-		vote, err := l.Prepare(wire.PrepareRequest{Round: r, Stable: seq - 1, Items: its})
-		require.NoError(t, err)
-		require.NoError(t, l.Commit(wire.DecisionRequest{Round: r, Stable: seq - 1}))
-		return vote
-	}
-	round(1, "a")
+	commitRound(t, l, 1, tenantItems("t", "a"))
 	l.ids.dropped.Store(true)
 	l.ids.parts = nil
-	round(2, "b") // added while dropped: only the engine knows it
-	assert.Equal(t, map[string]int64{"t": 1}, round(3, "a", "b", "c").Added, "only c is new")
+	commitRound(t, l, 2, tenantItems("t", "b")) // added while dropped: only the engine knows it
+	assert.Equal(t, map[string]int64{"t": 1}, commitRound(t, l, 3, tenantItems("t", "a", "b", "c")).Added, "only c is new")
+}
+
+// commitRound prepares and commits round seq of epoch 1 on l, with the
+// round before it stable, and returns the vote.
+func commitRound(t *testing.T, l *Ledger, seq uint64, its []wire.Item) wire.Vote {
+	t.Helper()
+	r := wire.RoundID{Epoch: 1, Seq: seq}
+	vote, err := l.Prepare(wire.PrepareRequest{Round: r, Stable: seq - 1, Items: its})
+	require.NoError(t, err)
+	require.NoError(t, l.Commit(wire.DecisionRequest{Round: r, Stable: seq - 1}))
+	return vote
+}
+
+// tenantItems are the items of ids for one tenant.
+func tenantItems(tenant string, ids ...string) []wire.Item {
+	its := make([]wire.Item, len(ids))
+	for i, id := range ids {
+		its[i] = wire.Item{Tenant: tenant, ID: id}
+	}
+	return its
 }

@@ -192,10 +192,16 @@ func Open(fs vfs.FS, dir string, opts Options) (*Ledger, error) {
 
 // Close stops the ledger's background work and closes its files.
 func (l *Ledger) Close() error {
+	l.stopScan()
+	return l.db.Close()
+}
+
+// stopScan ends the scan of Open, if one runs.
+func (l *Ledger) stopScan() {
 	if l.scan != nil {
 		l.scan.stop()
+		l.scan = nil
 	}
-	return l.db.Close()
 }
 
 // ID is the ledger's identity, kept in its data directory.
@@ -747,10 +753,7 @@ func (l *Ledger) Join(req wire.JoinRequest) (wire.JoinResponse, error) {
 	if keep == 0 {
 		// No id key is left on disk: an empty filter is complete, and a
 		// scan of the old one has nothing left to do.
-		if l.scan != nil {
-			l.scan.stop()
-			l.scan = nil
-		}
+		l.stopScan()
 		l.ids = newIDFilter(0, true)
 	}
 	l.lastCommit, l.holds, l.stableSeen = req.Committed, m.Holds, m.Stable

@@ -35,14 +35,7 @@ func TestLedger_LookupsAreServedFromTheBlockCache(t *testing.T) {
 	seq := uint64(0)
 	round := func(ids ...string) {
 		seq++
-		its := make([]wire.Item, len(ids))
-		for i, id := range ids {
-			its[i] = wire.Item{Tenant: "t", ID: id}
-		}
-		r := wire.RoundID{Epoch: 1, Seq: seq}
-		_, err := l.Prepare(wire.PrepareRequest{Round: r, Stable: seq - 1, Items: its})
-		require.NoError(t, err)
-		require.NoError(t, l.Commit(wire.DecisionRequest{Round: r, Stable: seq - 1}))
+		commitRound(t, l, seq, tenantItems("t", ids...))
 	}
 	held := make([]string, 2000)
 	for i := range held {
