@@ -16,10 +16,11 @@ import (
 const userHZ = 100
 
 // cpuSample is the CPU time every process on the host has used so far,
-// and the host's total and idle time, from /proc.
+// the host's total and idle time, and its context switches, from /proc.
 type cpuSample struct {
 	procs       map[int]procTime
 	total, idle uint64 // ticks
+	switches    uint64
 }
 
 type procTime struct {
@@ -29,11 +30,13 @@ type procTime struct {
 
 // CPUUse is what a load cost the host: the processes that used at least
 // 1% of its time, by name (the cluster's services, Docker's proxy, this
-// program), and its idle time, in CPU-seconds.
+// program), and its idle time, in CPU-seconds; and the context switches
+// of all its threads, a cost that a virtual machine multiplies.
 type CPUUse struct {
-	HostSeconds float64            `json:"host_seconds"`
-	IdleSeconds float64            `json:"idle_seconds"`
-	ByProcess   map[string]float64 `json:"by_process"`
+	HostSeconds     float64            `json:"host_seconds"`
+	IdleSeconds     float64            `json:"idle_seconds"`
+	ByProcess       map[string]float64 `json:"by_process"`
+	ContextSwitches uint64             `json:"context_switches"`
 }
 
 // sampleCPU reads /proc; ok is false where there is none.
@@ -42,7 +45,12 @@ func sampleCPU() (s cpuSample, ok bool) {
 	if err != nil {
 		return s, false
 	}
-	line, _, _ := bytes.Cut(stat, []byte("\n"))
+	line, rest, _ := bytes.Cut(stat, []byte("\n"))
+	for l := range bytes.Lines(rest) {
+		if v, ok := bytes.CutPrefix(l, []byte("ctxt ")); ok {
+			s.switches, _ = strconv.ParseUint(string(bytes.TrimSpace(v)), 10, 64)
+		}
+	}
 	f := strings.Fields(string(line))
 	if len(f) < 5 || f[0] != "cpu" {
 		return s, false
@@ -85,6 +93,9 @@ func (s cpuSample) since(a cpuSample) CPUUse {
 		IdleSeconds: float64(s.idle-a.idle) / userHZ,
 		ByProcess:   map[string]float64{},
 	}
+	if s.switches >= a.switches {
+		u.ContextSwitches = s.switches - a.switches
+	}
 	for pid, p := range s.procs {
 		if q, ok := a.procs[pid]; ok && q.name == p.name && p.ticks > q.ticks {
 			u.ByProcess[p.name] += float64(p.ticks-q.ticks) / userHZ
@@ -100,6 +111,34 @@ func (s cpuSample) since(a cpuSample) CPUUse {
 
 // String lists the processes, most first.
 func (u CPUUse) String() string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "CPU-seconds of the host's %.1f:", u.HostSeconds)
+	for _, n := range u.names() {
+		fmt.Fprintf(&sb, " %s %.1f,", n, u.ByProcess[n])
+	}
+	fmt.Fprintf(&sb, " idle %.1f", u.IdleSeconds)
+	return sb.String()
+}
+
+// PerRequest is the same use divided by the requests answered: the CPU
+// budget of one request, in microseconds, so that loads of different
+// rates compare (the host's share is what the load had, idle included).
+func (u CPUUse) PerRequest(requests int64) string {
+	if requests <= 0 {
+		return "no request answered"
+	}
+	us := func(sec float64) float64 { return sec * 1e6 / float64(requests) }
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "CPU per request, µs, of the host's %.0f:", us(u.HostSeconds))
+	for _, n := range u.names() {
+		fmt.Fprintf(&sb, " %s %.0f,", n, us(u.ByProcess[n]))
+	}
+	fmt.Fprintf(&sb, " idle %.0f; %.1f context switches", us(u.IdleSeconds), float64(u.ContextSwitches)/float64(requests))
+	return sb.String()
+}
+
+// names are the processes, most CPU first.
+func (u CPUUse) names() []string {
 	names := make([]string, 0, len(u.ByProcess))
 	for n := range u.ByProcess {
 		names = append(names, n)
@@ -110,11 +149,5 @@ func (u CPUUse) String() string {
 		}
 		return strings.Compare(a, b)
 	})
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "CPU-seconds of the host's %.1f:", u.HostSeconds)
-	for _, n := range names {
-		fmt.Fprintf(&sb, " %s %.1f,", n, u.ByProcess[n])
-	}
-	fmt.Fprintf(&sb, " idle %.1f", u.IdleSeconds)
-	return sb.String()
+	return names
 }

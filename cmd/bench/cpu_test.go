@@ -15,17 +15,20 @@ import (
 // ended in between, or a pid reused by another name, adds nothing, and a
 // name under 1% of the host is left out.
 func TestCPUUse_CountsTheProcessesAliveAtBothSamples(t *testing.T) {
-	a := cpuSample{total: 1000, idle: 300, procs: map[int]procTime{
+	a := cpuSample{total: 1000, idle: 300, switches: 7_000, procs: map[int]procTime{
 		1: {"counter", 100}, 2: {"counter", 50}, 3: {"coordinator", 10}, 4: {"ended", 5}, 5: {"old", 1}, 6: {"tiny", 0},
 	}}
-	b := cpuSample{total: 3000, idle: 500, procs: map[int]procTime{
+	b := cpuSample{total: 3000, idle: 500, switches: 32_000, procs: map[int]procTime{
 		1: {"counter", 400}, 2: {"counter", 250}, 3: {"coordinator", 210}, 5: {"new", 900}, 7: {"started", 700}, 6: {"tiny", 10},
 	}}
 	u := b.since(a)
 	assert.InDelta(t, 20.0, u.HostSeconds, 1e-9)
 	assert.InDelta(t, 2.0, u.IdleSeconds, 1e-9)
 	assert.Equal(t, map[string]float64{"counter": 5, "coordinator": 2}, u.ByProcess)
+	assert.Equal(t, uint64(25_000), u.ContextSwitches)
 	assert.Equal(t, "CPU-seconds of the host's 20.0: counter 5.0, coordinator 2.0, idle 2.0", u.String())
+	assert.Equal(t, "CPU per request, µs, of the host's 2000: counter 500, coordinator 200, idle 200; 2.5 context switches", u.PerRequest(10_000))
+	assert.Equal(t, "no request answered", u.PerRequest(0))
 }
 
 // TestSampleCPU_SeesThisProcessWork: on Linux, work done between two
@@ -50,4 +53,5 @@ func TestSampleCPU_SeesThisProcessWork(t *testing.T) {
 	u := after.since(before)
 	assert.Positive(t, u.ByProcess[name], "this process (%s) worked: %v", name, u)
 	assert.Positive(t, u.HostSeconds)
+	assert.Positive(t, u.ContextSwitches, "the host switched threads at least once in a second")
 }

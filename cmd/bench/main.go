@@ -111,6 +111,7 @@ func main() {
 			res.Clients, res.Batch, res.ReadShare, res.Requests, res.Seconds, res.RequestsSec, res.ItemsSec, res.P50ms, res.P90ms, res.P99ms, res.MaxMs, res.Errors, res.Verified)
 		if res.CPU != nil {
 			fmt.Println(res.CPU)
+			fmt.Println(res.CPU.PerRequest(res.Requests))
 		}
 	}
 	if err != nil {

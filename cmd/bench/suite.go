@@ -90,8 +90,9 @@ func runSuite(ctx context.Context, cfg config, image string, repeat int) error {
 				} else {
 					fmt.Printf("%-31s %-14s %9.0f %10.0f %8.1f %8.1f %8.1f %8.1f %6.2fx  %v %s\n", l.name, tg.name, res.RequestsSec, res.ItemsSec,
 						res.P50ms, res.P90ms, res.P99ms, res.MaxMs, res.Ratio, res.Errors, verified(res))
-					if res.CPU != nil && tg.name == "cluster" {
+					if res.CPU != nil && tg.name != "bare loopback" {
 						fmt.Printf("%-31s %-14s %s\n", "", "", res.CPU)
+						fmt.Printf("%-31s %-14s %s\n", "", "", res.CPU.PerRequest(res.Requests))
 					}
 				}
 				if ctx.Err() != nil {
