@@ -30,8 +30,8 @@ type procTime struct {
 
 // CPUUse is what a load cost the host: the processes that used at least
 // 1% of its time, by name (the cluster's services, Docker's proxy, this
-// program), and its idle time, in CPU-seconds; and the context switches
-// of all its threads, a cost that a virtual machine multiplies.
+// program), and its idle time, in CPU-seconds; and the host's context
+// switches (/proc/stat's ctxt: every thread's, kernel threads included).
 type CPUUse struct {
 	HostSeconds     float64            `json:"host_seconds"`
 	IdleSeconds     float64            `json:"idle_seconds"`
