@@ -111,13 +111,7 @@ func (s cpuSample) since(a cpuSample) CPUUse {
 
 // String lists the processes, most first.
 func (u CPUUse) String() string {
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "CPU-seconds of the host's %.1f:", u.HostSeconds)
-	for _, n := range u.names() {
-		fmt.Fprintf(&sb, " %s %.1f,", n, u.ByProcess[n])
-	}
-	fmt.Fprintf(&sb, " idle %.1f", u.IdleSeconds)
-	return sb.String()
+	return u.list("CPU-seconds", 1, 1)
 }
 
 // PerRequest is the same use divided by the requests answered: the CPU
@@ -127,13 +121,19 @@ func (u CPUUse) PerRequest(requests int64) string {
 	if requests <= 0 {
 		return "no request answered"
 	}
-	us := func(sec float64) float64 { return sec * 1e6 / float64(requests) }
+	return u.list("CPU per request, µs,", 1e6/float64(requests), 0) +
+		fmt.Sprintf("; %.1f context switches", float64(u.ContextSwitches)/float64(requests))
+}
+
+// list prints the host's, each process's and the idle CPU-seconds, times
+// scale, with prec decimals, most first.
+func (u CPUUse) list(head string, scale float64, prec int) string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "CPU per request, µs, of the host's %.0f:", us(u.HostSeconds))
+	fmt.Fprintf(&sb, "%s of the host's %.*f:", head, prec, u.HostSeconds*scale)
 	for _, n := range u.names() {
-		fmt.Fprintf(&sb, " %s %.0f,", n, us(u.ByProcess[n]))
+		fmt.Fprintf(&sb, " %s %.*f,", n, prec, u.ByProcess[n]*scale)
 	}
-	fmt.Fprintf(&sb, " idle %.0f; %.1f context switches", us(u.IdleSeconds), float64(u.ContextSwitches)/float64(requests))
+	fmt.Fprintf(&sb, " idle %.*f", prec, u.IdleSeconds*scale)
 	return sb.String()
 }
 
